@@ -1,0 +1,1 @@
+"""ept: not built yet (see the open issues)."""

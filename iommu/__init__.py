@@ -1,0 +1,1 @@
+"""iommu: not built yet (see the open issues)."""

@@ -1,0 +1,1 @@
+"""svm: not built yet (see the open issues)."""

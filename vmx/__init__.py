@@ -1,0 +1,1 @@
+"""vmx: not built yet (see the open issues)."""

@@ -1,0 +1,674 @@
+# The interpreter: decoded-block cache, the execute loop, events between instructions, and
+# `Core`, the object that owns one processor's state and its physical memory.
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, uintptr_t
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcpy, memset
+from x86._defs cimport *
+from x86._mem cimport (translate, tlb_flush, tlb_drop_writes_to, phys_read, phys_write, ram_ptr,
+                       lin_read_bytes, update_paging_mode, load_pdptes)
+from x86._seg cimport update_mode
+from x86._intr cimport deliver_event, deliver_pending_exception
+from x86 cimport _ops_alu, _ops_ctl, _ops_str, _ops_sys
+
+from x86 import decode as _decode
+
+cdef extern from "sys/mman.h":
+    void* mmap(void* addr, size_t length, int prot, int flags, int fd, long offset)
+    int munmap(void* addr, size_t length)
+    int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE
+
+ctypedef struct Block:
+    uint64_t pa
+    uint32_t mode
+    uint32_t n
+    Insn* insns
+
+cdef enum:
+    BC_N = 4096
+    MAX_MEMORY_SHIFT = 39     # MAXPHYADDR: RAM cannot exceed the physical address space
+
+cdef handler_t HANDLERS[2048]
+cdef int _tables_ready = 0
+
+
+cdef int h_invalid(Cpu* c, Insn* i) noexcept:
+    """An undefined opcode raises #UD (SDM Vol. 2 Appendix A)."""
+    return ud(c)
+
+
+cdef int h_unmodelled(Cpu* c, Insn* i) noexcept:
+    c.rip = c.rip_start
+    (<object>c.owner)._unsupported(_decode.mnemonic_name(i.imm if i.mnem == _decode.UNMODELLED else i.mnem))
+    return STOP
+
+
+cdef void init_tables() noexcept:
+    global _tables_ready
+    cdef int k
+    if _tables_ready:
+        return
+    for k in range(2048):
+        HANDLERS[k] = h_unmodelled
+    _ops_alu.register(HANDLERS)
+    _ops_ctl.register(HANDLERS)
+    _ops_str.register(HANDLERS)
+    _ops_sys.register(HANDLERS)
+    HANDLERS[_decode.INVALID] = h_invalid
+    HANDLERS[_decode.UNMODELLED] = h_unmodelled
+    _tables_ready = 1
+
+
+cdef void on_code_write(Cpu* c, uint64_t pa) noexcept:
+    (<Core>c.owner)._invalidate_page(pa >> 12)
+
+
+cdef inline int mode_index(Cpu* c) noexcept nogil:
+    return 2 if c.code_bits == 64 else (1 if c.code_bits == 32 else 0)
+
+
+cdef class Core:
+    """One processor and its physical memory. Python faces (x86.Cpu, x86.Memory) wrap it."""
+    cdef Cpu c
+    cdef Block* bcache[4096]
+    cdef dict blocks          # (pa << 2 | mode) -> address of a Block
+    cdef dict page_blocks     # pfn -> list of keys
+    cdef list graveyard
+    cdef Block scratch
+    cdef Insn scratch_insn[16]
+    cdef public object deferred_error
+    cdef public object unsupported_what
+    cdef public dict io_handlers      # port -> device with io_read(port, size) / io_write(port, size, value)
+    cdef public list mmio_handlers    # [(lo, hi, device)] with mmio_read(pa, size) / mmio_write(pa, size, v)
+    cdef public object console        # bytearray of port 0xE9 output
+    cdef public object hook           # Python intercept object (vmx/svm), or None
+    cdef public object intr_controller  # local APIC: acknowledge(), timer_fired()
+    cdef uint64_t memory_size
+
+    def __cinit__(self, uint64_t memory_size=256 << 20, *args, **kwargs):
+        init_tables()
+        if memory_size == 0 or memory_size % PAGE:
+            raise ValueError(f"memory_size must be a positive multiple of 4096, not {memory_size}")
+        if memory_size > (<uint64_t>1 << MAX_MEMORY_SHIFT):
+            raise ValueError(f"memory_size {memory_size:#x} exceeds the {MAX_MEMORY_SHIFT}-bit physical address space")
+        memset(&self.c, 0, sizeof(Cpu))
+        # Sparse RAM: the kernel backs only the pages that are touched.
+        cdef void* p = mmap(NULL, memory_size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        if p == <void*>-1 or p == NULL:
+            raise MemoryError(f"cannot reserve {memory_size:#x} bytes of address space")
+        self.memory_size = memory_size
+        self.c.ram = <uint8_t*>p
+        self.c.ram_size = memory_size
+        cdef uint64_t nbits = (memory_size >> 12) + 8
+        self.c.code_pages = <uint8_t*>calloc(nbits // 8 + 1, 1)
+        self.c.dirty_pages = <uint8_t*>calloc(nbits // 8 + 1, 1)
+        self.c.owner = <void*>self
+        self.c.code_write = on_code_write
+        self.c.mmio_lo = 0xFFFFFFFFFFFFFFFF
+        self.c.timer_deadline = 0xFFFFFFFFFFFFFFFF
+        self.c.hard_limit = 0xFFFFFFFFFFFFFFFF
+        self.c.run_limit = 0xFFFFFFFFFFFFFFFF
+        self.c.delivering = -1
+        self.scratch.insns = self.scratch_insn
+        self.blocks = {}
+        self.page_blocks = {}
+        self.graveyard = []
+        self.io_handlers = {}
+        self.mmio_handlers = []
+        self.console = bytearray()
+        self.hook = None
+        memset(self.bcache, 0, sizeof(self.bcache))
+        tlb_flush(&self.c, 0)
+
+    def __dealloc__(self):
+        self._free_all_blocks()
+        if self.c.ram != NULL:
+            munmap(self.c.ram, self.memory_size)
+        free(self.c.code_pages)
+        free(self.c.dirty_pages)
+
+    # --- decoded blocks -----------------------------------------------------------------
+
+    cdef void _free_all_blocks(self):
+        cdef uintptr_t a
+        if self.blocks is None:
+            return
+        for a in self.blocks.values():
+            free((<Block*>a).insns)
+            free(<Block*>a)
+        self.blocks.clear()
+        self._free_graveyard()
+        memset(self.bcache, 0, sizeof(self.bcache))
+
+    cdef void _free_graveyard(self):
+        cdef uintptr_t a
+        for a in self.graveyard:
+            free((<Block*>a).insns)
+            free(<Block*>a)
+        self.graveyard.clear()
+
+    def _invalidate_page(self, uint64_t pfn):
+        """Self-modifying code: drop every block decoded from this physical page."""
+        cdef uintptr_t a
+        cdef Block* b
+        keys = self.page_blocks.pop(pfn, None)
+        self.c.code_pages[pfn >> 3] &= ~(1 << (pfn & 7))
+        if not keys:
+            return
+        for key in keys:
+            a = self.blocks.pop(key, 0)
+            if a:
+                b = <Block*>a
+                if self.bcache[self._hash(b.pa, b.mode)] == b:
+                    self.bcache[self._hash(b.pa, b.mode)] = NULL
+                self.graveyard.append(a)
+        self.c.block_dirty = 1
+
+    cdef inline int _hash(self, uint64_t pa, uint32_t mode) noexcept:
+        return <int>(((pa >> 1) ^ (pa >> 13) ^ (mode << 11)) & (BC_N - 1))
+
+    cdef int _fill(self, Insn* ins, tuple rec) except -1:
+        (ins.mnem, ins.code, ins.len, ins.osz, ins.ssz, ins.asz, ins.k0, ins.k1, ins.k2, ins.r0,
+         ins.r1, ins.r2, ins.base, ins.index, ins.scale, ins.seg, ins.cond, ins.pfx, ins.nops,
+         disp, ins.imm, ins.imm2, _) = rec
+        ins.disp = <int64_t><uint64_t>disp
+        ins.fn = HANDLERS[ins.mnem] if ins.mnem < 2048 else h_unmodelled
+        return 0
+
+    cdef Block* _lookup(self, int* status):
+        """The block at CS:RIP: translate the fetch, then the block cache, then decode."""
+        cdef Cpu* c = &self.c
+        cdef uint64_t la, pa, page_end
+        cdef TlbEntry* e
+        cdef int st, mode = mode_index(c), k, n
+        cdef Block* b
+        cdef uintptr_t a
+        cdef uint8_t* host
+        cdef uint8_t buf[32]
+        la = c.rip + c.segbase[CS]
+        if c.seg_checks:
+            if c.rip > c.seg[CS].limit:
+                status[0] = gp0(c)
+                return NULL
+            la = <uint32_t>la
+        e = &c.tlb[c.tlb_user][(la >> 12) & (TLB_N - 1)]
+        if e.tag_x == (la & ~(<uint64_t>0xFFF)):
+            pa = e.pa | (la & 0xFFF)
+        else:
+            st = translate(c, la, ACC_X, &pa, 1)
+            if st:
+                status[0] = st
+                return NULL
+        b = self.bcache[self._hash(pa, mode)]
+        if b != NULL and b.pa == pa and b.mode == <uint32_t>mode:
+            return b
+        key = (pa << 2) | mode
+        a = self.blocks.get(key, 0)
+        if a:
+            b = <Block*>a
+            self.bcache[self._hash(pa, mode)] = b
+            return b
+        host = ram_ptr(c, pa & ~(<uint64_t>0xFFF), PAGE)
+        page_end = (pa | 0xFFF) + 1
+        if host != NULL:
+            data = PyBytes_FromStringAndSize(<char*>(host + (pa & 0xFFF)), <Py_ssize_t>(page_end - pa))
+            recs, truncated = _decode.decode_block(data, la, c.code_bits)
+            if recs:
+                n = len(recs)
+                b = <Block*>malloc(sizeof(Block))
+                b.insns = <Insn*>malloc(sizeof(Insn) * n)
+                b.pa = pa
+                b.mode = mode
+                b.n = n
+                for k in range(n):
+                    self._fill(&b.insns[k], recs[k])
+                self.blocks[key] = <uintptr_t>b
+                pfn = pa >> 12
+                lst = self.page_blocks.get(pfn)
+                if lst is None:
+                    self.page_blocks[pfn] = [key]
+                    if not (c.code_pages[pfn >> 3] & (1 << (pfn & 7))):
+                        c.code_pages[pfn >> 3] |= 1 << (pfn & 7)
+                        tlb_drop_writes_to(c, pa & ~(<uint64_t>0xFFF))
+                else:
+                    lst.append(key)
+                self.bcache[self._hash(pa, mode)] = b
+                return b
+        # uncached: the instruction crosses a page boundary, or code runs from MMIO/open bus
+        n = <int>(page_end - pa)
+        if n > 15:
+            n = 15
+        st = lin_read_bytes(c, la, buf, n, ACC_X)
+        if st:
+            status[0] = st
+            return NULL
+        data = PyBytes_FromStringAndSize(<char*>buf, n)
+        recs, truncated = _decode.decode_block(data, la, c.code_bits, 1)
+        if not recs and truncated:
+            st = lin_read_bytes(c, la, buf, 15, ACC_X)      # faults on the second page if unmapped
+            if st:
+                status[0] = st
+                return NULL
+            data = PyBytes_FromStringAndSize(<char*>buf, 15)
+            recs, truncated = _decode.decode_block(data, la, c.code_bits, 1)
+        if not recs:
+            recs = [_decode.invalid_record()]
+        self._fill(&self.scratch_insn[0], recs[0])
+        self.scratch.n = 1
+        self.scratch.pa = pa
+        self.scratch.mode = mode
+        return &self.scratch
+
+    # --- the loop -----------------------------------------------------------------------
+
+    cdef int _events(self):
+        """Between instructions: limits, the single-step trap, NMI and external interrupts."""
+        cdef Cpu* c = &self.c
+        cdef int st, v
+        cdef uint64_t now = c.icount + c.idle
+        if c.exit_request:
+            return PYERR if c.exit_request == 2 else STOP
+        if c.tf_armed:
+            c.tf_armed = 0
+            c.dr6 |= 1 << 14                      # DR6.BS (SDM 17.3.1.4)
+            st = deliver_event(c, DB_VEC, DK_EXCEPTION, 0, 0)
+            if st:
+                return st
+        if c.icount >= c.hard_limit:
+            c.stop_reason = STOP_LIMIT
+            return STOP
+        if c.icount >= c.run_limit:
+            c.stop_reason = STOP_MAX_INSNS
+            return STOP
+        if now >= c.timer_deadline:
+            self._timer_fired()
+            if c.exit_request == 2:
+                return PYERR
+        if c.inhibit and c.icount >= c.shadow_end:
+            c.inhibit = 0
+        if not c.inhibit:
+            if c.nmi_pending and not c.nmi_blocked:
+                c.nmi_pending = 0
+                st = deliver_event(c, NMI_VEC, DK_NMI, 0, 0)
+                if st:
+                    return st
+            elif (c.rflags & F_IF) and self._has_irr():
+                v = self._ack_interrupt()
+                if v >= 0:
+                    if c.intercept != NULL:
+                        st = c.intercept(c, EV_INTR, v, 0)
+                        if st:
+                            return st
+                    st = deliver_event(c, v, DK_EXTERNAL, 0, 0)
+                    if st:
+                        return st
+        c.next_event = c.run_limit if c.run_limit < c.hard_limit else c.hard_limit
+        if c.timer_deadline - c.idle < c.next_event and c.timer_deadline >= c.idle:
+            c.next_event = c.timer_deadline - c.idle
+        if c.inhibit and c.shadow_end < c.next_event:
+            c.next_event = c.shadow_end
+        if (c.rflags & F_TF):
+            c.tf_armed = 1
+            c.next_event = c.icount + 1
+        if (c.nmi_pending and not c.nmi_blocked) or ((c.rflags & F_IF) and self._has_irr()):
+            if c.inhibit:
+                c.next_event = c.shadow_end
+        return OK
+
+    cdef int _has_irr(self) noexcept:
+        cdef int k
+        for k in range(8):
+            if self.c.irr[k]:
+                return 1
+        return 0
+
+    cdef int _ack_interrupt(self):
+        """INTA: the highest-priority requested vector (an interrupt controller may override)."""
+        cdef int k, b
+        ctl = self.intr_controller
+        if ctl is not None:
+            return ctl.acknowledge()
+        for k in range(7, -1, -1):
+            if self.c.irr[k]:
+                for b in range(31, -1, -1):
+                    if self.c.irr[k] & (1u << b):
+                        self.c.irr[k] &= ~(1u << b)
+                        return k * 32 + b
+        return -1
+
+    def _timer_fired(self):
+        self.c.timer_deadline = 0xFFFFFFFFFFFFFFFF
+        ctl = self.intr_controller
+        if ctl is not None:
+            try:
+                ctl.timer_fired()
+            except BaseException as e:
+                self._defer_error(e)
+
+    cdef int _execute(self):
+        cdef Cpu* c = &self.c
+        cdef Block* b
+        cdef Insn* ins
+        cdef int st = 0, k, n
+        while True:
+            if c.icount >= c.next_event or c.exit_request:
+                st = self._events()
+                if st:
+                    return st
+            if c.halted:
+                st = self._halt_wait()
+                if st:
+                    return st
+                continue
+            if self.graveyard:
+                self._free_graveyard()
+            b = self._lookup(&st)
+            if b == NULL:
+                if st == EXC:
+                    c.rip_start = c.rip
+                    st = deliver_pending_exception(c)
+                    if st:
+                        return st
+                    continue
+                return st
+            c.block_dirty = 0
+            n = b.n
+            k = 0
+            while k < n:
+                ins = &b.insns[k]
+                c.rip_start = c.rip
+                c.rip += ins.len
+                st = ins.fn(c, ins)
+                if st:
+                    break
+                c.icount += 1
+                k += 1
+                if c.icount >= c.next_event or c.block_dirty:
+                    break
+            if st:
+                if st == EXC:
+                    if c.exc_trap:
+                        c.icount += 1
+                    st = deliver_pending_exception(c)
+                    if st:
+                        return st
+                elif st == REDECODE:
+                    c.icount += 1
+                elif st == STOP:
+                    if c.stop_retired:
+                        c.icount += 1
+                        c.stop_retired = 0
+                    return st
+                else:
+                    return st
+
+    cdef int _halt_wait(self):
+        """HLT: wait for an interrupt. Time jumps to the next timer deadline (deterministic)."""
+        cdef Cpu* c = &self.c
+        if (c.nmi_pending and not c.nmi_blocked) or ((c.rflags & F_IF) and self._has_irr()):
+            c.halted = 0
+            c.next_event = c.icount
+            return OK
+        if (c.rflags & F_IF) and c.timer_deadline != 0xFFFFFFFFFFFFFFFF:
+            if c.timer_deadline > c.icount + c.idle:
+                c.idle = c.timer_deadline - c.icount
+            c.next_event = c.icount
+            st = self._events()
+            if st:
+                return st
+            if self._has_irr() or c.nmi_pending:
+                c.halted = 0
+            return OK
+        c.stop_reason = STOP_HLT
+        return STOP
+
+    def run(self, max_instructions=None):
+        """Execute until a stop; returns (reason code, status)."""
+        cdef Cpu* c = &self.c
+        cdef int st
+        c.run_limit = 0xFFFFFFFFFFFFFFFF if max_instructions is None else c.icount + <uint64_t>max_instructions
+        c.stop_reason = STOP_NONE
+        c.exit_request = 0
+        c.next_event = c.icount
+        self.deferred_error = None
+        self.unsupported_what = None
+        st = self._execute()
+        c.next_event = c.icount
+        if st == PYERR or c.exit_request == 2:
+            err = self.deferred_error
+            self.deferred_error = None
+            c.exit_request = 0
+            raise err
+        c.exit_request = 0
+        return c.stop_reason, c.stop_status
+
+    # --- callbacks from the C side ------------------------------------------------------
+
+    def _defer_error(self, e):
+        if self.deferred_error is None:
+            self.deferred_error = e
+        self.c.exit_request = 2
+
+    def _unsupported(self, what):
+        self.unsupported_what = what
+        self.c.stop_reason = STOP_UNSUPPORTED
+
+    def _mmio_claims(self, uint64_t pa):
+        for lo, hi, dev in self.mmio_handlers:
+            if lo <= pa < hi:
+                return True
+        return False
+
+    def _mmio_read(self, uint64_t pa, int size):
+        for lo, hi, dev in self.mmio_handlers:
+            if lo <= pa < hi:
+                return dev.mmio_read(pa, size)
+        return None
+
+    def _mmio_write(self, uint64_t pa, int size, uint64_t value):
+        for lo, hi, dev in self.mmio_handlers:
+            if lo <= pa < hi:
+                dev.mmio_write(pa, size, value)
+                return
+
+    def _map_mmio(self, uint64_t lo, uint64_t hi, device):
+        self.mmio_handlers.append((lo, hi, device))
+        if lo < self.c.mmio_lo:
+            self.c.mmio_lo = lo
+        tlb_flush(&self.c, 0)
+
+    # --- state access for the Python faces -------------------------------------------------
+
+    def get_gpr(self, int i):
+        return self.c.regs[i]
+
+    def set_gpr(self, int i, uint64_t v):
+        self.c.regs[i] = v
+
+    property rip:
+        def __get__(self):
+            return self.c.rip
+        def __set__(self, uint64_t v):
+            self.c.rip = v
+
+    property rflags:
+        def __get__(self):
+            return get_rflags(&self.c)
+        def __set__(self, uint64_t v):
+            self.c.rflags = (v & 0x3F7FD7) | 2
+            self.c.lf_op = LF_NONE
+            update_mode(&self.c)
+            self.c.next_event = self.c.icount
+
+    property icount:
+        def __get__(self):
+            return self.c.icount
+
+    property time:
+        def __get__(self):
+            return self.c.icount + self.c.idle
+
+    property cpl:
+        def __get__(self):
+            return self.c.cpl
+
+    property code_bits:
+        def __get__(self):
+            return self.c.code_bits
+
+    property halted:
+        def __get__(self):
+            return bool(self.c.halted)
+        def __set__(self, v):
+            self.c.halted = 1 if v else 0
+
+    def get_seg(self, int i):
+        cdef Seg* s = &self.c.seg[i]
+        return (s.sel, s.base, s.limit, s.attr)
+
+    def set_seg(self, int i, uint16_t sel, uint64_t base, uint32_t limit, uint32_t attr):
+        cdef Seg* s = &self.c.seg[i]
+        s.sel = sel
+        s.base = base
+        s.limit = limit
+        s.attr = attr
+        update_mode(&self.c)
+
+    def get_dtr(self, int idt):
+        if idt:
+            return (self.c.idtr_base, self.c.idtr_limit)
+        return (self.c.gdtr_base, self.c.gdtr_limit)
+
+    def set_dtr(self, int idt, uint64_t base, uint32_t limit):
+        if idt:
+            self.c.idtr_base = base
+            self.c.idtr_limit = limit
+        else:
+            self.c.gdtr_base = base
+            self.c.gdtr_limit = limit
+
+    def get_sys(self, str name):
+        return _ops_sys.get_named(&self.c, name)
+
+    def set_sys_raw(self, str name, uint64_t v):
+        """Set a control register / EFER without checks (loaders and reset only)."""
+        _ops_sys.set_named_raw(&self.c, name, v)
+
+    def mov_to_cr(self, int n, uint64_t v):
+        """MOV to CRn with the architectural checks; returns None or (vector, error code)."""
+        cdef int st = _ops_sys.write_cr(&self.c, n, v)
+        if st == EXC:
+            return (self.c.exc_vector, self.c.exc_error)
+        return None
+
+    def rdmsr(self, uint32_t index):
+        cdef uint64_t v = 0
+        cdef int st = _ops_sys.read_msr(&self.c, index, &v)
+        if st == EXC:
+            return (self.c.exc_vector, self.c.exc_error)
+        return v
+
+    def wrmsr(self, uint32_t index, uint64_t v):
+        cdef int st = _ops_sys.write_msr(&self.c, index, v)
+        if st == EXC:
+            return (self.c.exc_vector, self.c.exc_error)
+        return None
+
+    def request_interrupt(self, int vector):
+        self.c.irr[vector >> 5] |= 1u << (vector & 31)
+        self.c.next_event = self.c.icount
+
+    def request_nmi(self):
+        self.c.nmi_pending = 1
+        self.c.next_event = self.c.icount
+
+    def set_timer_deadline(self, uint64_t t):
+        self.c.timer_deadline = t
+        self.c.next_event = self.c.icount
+
+    def set_instruction_limit(self, uint64_t n):
+        self.c.hard_limit = n
+
+    def stop_request(self):
+        """A device asks the run to return to Python after the current instruction."""
+        self.c.exit_request = 1
+        self.c.stop_reason = STOP_REQUEST
+        self.c.next_event = self.c.icount
+
+    def set_exit_status(self, uint64_t status):
+        self.c.stop_reason = STOP_EXIT_PORT
+        self.c.stop_status = status
+        self.c.exit_request = 1
+        self.c.next_event = self.c.icount
+
+    def flush_tlb(self):
+        tlb_flush(&self.c, 0)
+
+    def refresh_mode(self):
+        update_paging_mode(&self.c)
+        update_mode(&self.c)
+        if self.c.pg_mode == PG_PAE:
+            load_pdptes(&self.c, self.c.cr3)
+
+    # --- physical memory -------------------------------------------------------------------
+
+    property memory_size:
+        def __get__(self):
+            return self.memory_size
+
+    def phys_read(self, uint64_t pa, Py_ssize_t n):
+        cdef bytearray out = bytearray(n)
+        cdef Py_ssize_t k
+        cdef uint8_t* p
+        if n < 0:
+            raise ValueError("negative length")
+        if pa + <uint64_t>n <= self.memory_size and pa + <uint64_t>n >= pa and \
+                (pa + <uint64_t>n <= self.c.mmio_lo):
+            p = self.c.ram + pa
+            for k in range(n):
+                out[k] = p[k]
+            return bytes(out)
+        for k in range(n):
+            out[k] = <uint8_t>phys_read(&self.c, pa + <uint64_t>k, 1)
+        return bytes(out)
+
+    def phys_write(self, uint64_t pa, const uint8_t[:] data):
+        cdef Py_ssize_t n = data.shape[0], k
+        cdef uint64_t pfn
+        if n == 0:
+            return
+        if pa + <uint64_t>n <= self.memory_size and pa + <uint64_t>n >= pa and \
+                (pa + <uint64_t>n <= self.c.mmio_lo):
+            memcpy(self.c.ram + pa, &data[0], n)
+            for pfn in range(pa >> 12, ((pa + n - 1) >> 12) + 1):
+                self.c.dirty_pages[pfn >> 3] |= 1 << (pfn & 7)
+                if self.c.code_pages[pfn >> 3] & (1 << (pfn & 7)):
+                    self._invalidate_page(pfn)
+            return
+        for k in range(n):
+            phys_write(&self.c, pa + <uint64_t>k, 1, data[k])
+
+    def phys_read_int(self, uint64_t pa, int size):
+        return phys_read(&self.c, pa, size)
+
+    def phys_write_int(self, uint64_t pa, int size, uint64_t v):
+        phys_write(&self.c, pa, size, v)
+
+    def touched_pages(self):
+        """Physical page numbers ever written (by the guest or from Python)."""
+        cdef uint64_t pfn, n = self.memory_size >> 12
+        return [pfn for pfn in range(n) if self.c.dirty_pages[pfn >> 3] & (1 << (pfn & 7))]
+
+    def translate(self, uint64_t la, int write=0, int fetch=0):
+        """Linear -> physical as the current CPL would access it, without side effects on the
+        TLB; returns the physical address or raises the fault as (vector, error code)."""
+        cdef uint64_t pa = 0
+        cdef int acc = ACC_X if fetch else (ACC_W if write else ACC_R)
+        cdef int st = translate(&self.c, la, acc, &pa, 0)
+        if st == EXC:
+            return (self.c.exc_vector, self.c.exc_error)
+        return pa
+
+    def decoded_block_count(self):
+        return len(self.blocks)

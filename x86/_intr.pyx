@@ -1,0 +1,252 @@
+# Event delivery: real-mode IVT (SDM Vol. 3A 20.1.4), protected-mode IDT (6.10-6.12),
+# IA-32e mode IDT (6.14), and the double-fault rules (6.15, Table 6-5).
+from libc.stdint cimport uint16_t, uint32_t, uint64_t
+from x86._defs cimport *
+from x86._mem cimport lin_read_slow, lin_write_slow
+from x86._seg cimport read_descriptor, unpack_descriptor, update_mode, set_seg_real
+
+
+cdef int has_error_code(int vector) noexcept nogil:
+    """Exceptions that push an error code (SDM Table 6-1): #DF #TS #NP #SS #GP #PF #AC #CP."""
+    return vector == 8 or (10 <= vector <= 14) or vector == 17 or vector == 21
+
+
+cdef inline int exc_class(int v) noexcept nogil:
+    """Table 6-4: 0 benign, 1 contributory, 2 page fault, 3 double fault."""
+    if v == 0 or (10 <= v <= 13):
+        return 1
+    if v == 14 or v == 20:
+        return 2
+    if v == 8:
+        return 3
+    return 0
+
+
+cdef inline int push_sys(Cpu* c, uint64_t* sp, uint64_t base, int size, uint64_t v, int sys, uint64_t mask) noexcept:
+    sp[0] = (sp[0] - <uint64_t>size) & mask
+    return lin_write_slow(c, base + sp[0], size, v, ACC_W | (ACC_SYS if sys else 0))
+
+
+cdef int deliver_real(Cpu* c, int vector) noexcept:
+    cdef uint64_t ent = 0, sp = c.regs[RSP]
+    cdef uint64_t fl = get_rflags(c)
+    cdef uint64_t ssb = c.seg[SS].base
+    if <uint64_t>vector * 4 + 3 > c.idtr_limit:
+        return gp0(c)
+    if lin_read_slow(c, c.idtr_base + <uint64_t>vector * 4, 4, &ent, ACC_R):
+        return EXC
+    if push_sys(c, &sp, ssb, 2, fl, 0, 0xFFFF) or push_sys(c, &sp, ssb, 2, c.seg[CS].sel, 0, 0xFFFF) \
+            or push_sys(c, &sp, ssb, 2, c.rip, 0, 0xFFFF):
+        return EXC
+    c.regs[RSP] = (c.regs[RSP] & ~(<uint64_t>0xFFFF)) | sp
+    c.rflags = fl & ~(<uint64_t>(F_IF | F_TF | F_AC | F_RF))
+    c.lf_op = LF_NONE
+    set_seg_real(c, CS, <uint16_t>(ent >> 16))
+    c.rip = ent & 0xFFFF
+    return OK
+
+
+cdef int tss_stack(Cpu* c, int dpl, int ist, uint64_t* rsp, uint16_t* ss) noexcept:
+    """The stack for a privilege change: TSS.RSPn / ISTn in IA-32e mode (SDM 7.7), SSn:ESPn otherwise (7.2.1)."""
+    cdef uint64_t v = 0, off
+    cdef Seg* tr = &c.seg[TR]
+    if (c.efer >> 10) & 1:
+        off = 36 + 8 * (ist - 1) if ist else 4 + 8 * dpl
+        if off + 7 > tr.limit:
+            return raise_exc(c, TS_VEC, 1, tr.sel & 0xFFFC)
+        if lin_read_slow(c, tr.base + off, 8, &v, ACC_R | ACC_SYS):
+            return EXC
+        rsp[0] = v
+        ss[0] = <uint16_t>dpl
+        return OK
+    off = 4 + 8 * dpl
+    if off + 5 > tr.limit:
+        return raise_exc(c, TS_VEC, 1, tr.sel & 0xFFFC)
+    if lin_read_slow(c, tr.base + off, 4, &v, ACC_R | ACC_SYS):
+        return EXC
+    rsp[0] = v
+    if lin_read_slow(c, tr.base + off + 4, 2, &v, ACC_R | ACC_SYS):
+        return EXC
+    ss[0] = <uint16_t>v
+    return OK
+
+
+cdef int deliver_protected(Cpu* c, int vector, int kind, int has_error, uint32_t error) noexcept:
+    """Through an interrupt or trap gate (SDM 6.12.1, 6.14.1); task gates are not modelled."""
+    cdef int long_mode = (c.efer >> 10) & 1
+    cdef int gsize = 16 if long_mode else 8
+    cdef uint64_t glo = 0, ghi = 0, dlo = 0, dhi = 0
+    cdef uint32_t ext = 0 if kind == DK_SOFT_INT or kind == DK_SOFT_EXC else 1
+    cdef uint32_t idt_err = (<uint32_t>vector << 3) | 2 | ext
+    cdef int gtype, gdpl, ist, dpl, new_cpl, osz, conforming
+    cdef uint16_t sel, new_ss = 0
+    cdef uint64_t offset, sp, new_sp = 0, fl, ssbase, mask
+    cdef uint64_t old_ss = c.seg[SS].sel, old_sp = c.regs[RSP], old_cs = c.seg[CS].sel
+    cdef Seg cs, ss
+    cdef int priv_change
+    if c.rflags & F_VM:
+        (<object>c.owner)._unsupported("interrupt delivery from virtual-8086 mode")
+        return STOP
+    if <uint64_t>vector * gsize + gsize - 1 > c.idtr_limit:
+        return raise_exc(c, GP_VEC, 1, idt_err)
+    if lin_read_slow(c, c.idtr_base + <uint64_t>vector * gsize, 8, &glo, ACC_R | ACC_SYS):
+        return EXC
+    if long_mode and lin_read_slow(c, c.idtr_base + <uint64_t>vector * gsize + 8, 8, &ghi, ACC_R | ACC_SYS):
+        return EXC
+    gtype = (glo >> 40) & 0x1F           # S bit included: must be a system descriptor
+    gdpl = (glo >> 45) & 3
+    if gtype == 0x5 and not long_mode:
+        (<object>c.owner)._unsupported("task gate in the IDT (task switching)")
+        return STOP
+    if long_mode:
+        if gtype != 0xE and gtype != 0xF:
+            return raise_exc(c, GP_VEC, 1, idt_err)
+    elif gtype not in (0x6, 0x7, 0xE, 0xF):
+        return raise_exc(c, GP_VEC, 1, idt_err)
+    if (kind == DK_SOFT_INT or kind == DK_SOFT_EXC) and gdpl < c.cpl:
+        return raise_exc(c, GP_VEC, 1, idt_err)       # SDM 6.12.1.1
+    if not ((glo >> 47) & 1):
+        return raise_exc(c, NP_VEC, 1, idt_err)
+    sel = <uint16_t>((glo >> 16) & 0xFFFF)
+    offset = (glo & 0xFFFF) | ((glo >> 32) & 0xFFFF0000)
+    if long_mode:
+        offset |= (ghi & 0xFFFFFFFF) << 32
+    ist = <int>((glo >> 32) & 7) if long_mode else 0
+    if (sel & 0xFFFC) == 0:
+        return raise_exc(c, GP_VEC, 1, ext)
+    if read_descriptor(c, sel, &dlo, &dhi, GP_VEC):
+        c.exc_error = (sel & 0xFFFC) | ext
+        return EXC
+    dpl = (dlo >> 45) & 3
+    conforming = (dlo >> 42) & 1
+    if not ((dlo >> 44) & 1) or not ((dlo >> 43) & 1) or dpl > c.cpl:
+        return raise_exc(c, GP_VEC, 1, (sel & 0xFFFC) | ext)
+    if long_mode and (not ((dlo >> 53) & 1) or ((dlo >> 54) & 1)):
+        return raise_exc(c, GP_VEC, 1, (sel & 0xFFFC) | ext)   # must be a 64-bit code segment
+    if not ((dlo >> 47) & 1):
+        return raise_exc(c, NP_VEC, 1, (sel & 0xFFFC) | ext)
+    new_cpl = c.cpl if conforming else dpl
+    priv_change = new_cpl < c.cpl
+    fl = get_rflags(c)
+    if long_mode:
+        osz = 8
+        mask = 0xFFFFFFFFFFFFFFFF
+        if priv_change or ist:
+            if tss_stack(c, new_cpl, ist, &new_sp, &new_ss):
+                return EXC
+            sp = new_sp
+        else:
+            sp = c.regs[RSP]
+        sp &= ~(<uint64_t>0xF)                         # SDM 6.14.2: 16-byte aligned frame
+        ssbase = 0
+        if push_sys(c, &sp, 0, 8, old_ss, new_cpl < 3, mask) or push_sys(c, &sp, 0, 8, old_sp, new_cpl < 3, mask) \
+                or push_sys(c, &sp, 0, 8, fl, new_cpl < 3, mask) or push_sys(c, &sp, 0, 8, old_cs, new_cpl < 3, mask) \
+                or push_sys(c, &sp, 0, 8, c.rip, new_cpl < 3, mask):
+            return EXC
+        if has_error and push_sys(c, &sp, 0, 8, error, new_cpl < 3, mask):
+            return EXC
+        if priv_change:
+            c.seg[SS].sel = new_cpl
+            c.seg[SS].base = 0
+            c.seg[SS].limit = 0
+            c.seg[SS].attr = 0x10000 | (<uint32_t>new_cpl << 5)
+    else:
+        osz = 4 if (gtype & 8) else 2
+        if priv_change:
+            if tss_stack(c, new_cpl, 0, &new_sp, &new_ss):
+                return EXC
+            if (new_ss & 0xFFFC) == 0 or read_descriptor(c, new_ss, &dlo, &dhi, TS_VEC):
+                return raise_exc(c, TS_VEC, 1, (new_ss & 0xFFFC) | ext)
+            unpack_descriptor(dlo | (<uint64_t>1 << 40), 0, &ss, new_ss)
+            mask = 0xFFFFFFFF if (ss.attr >> 14) & 1 else 0xFFFF
+            sp = new_sp & mask
+            ssbase = ss.base
+        else:
+            mask = 0xFFFFFFFF if c.stack_size == 4 else 0xFFFF
+            sp = c.regs[RSP] & mask
+            ssbase = c.seg[SS].base
+        if priv_change:
+            if push_sys(c, &sp, ssbase, osz, old_ss, 1, mask) or push_sys(c, &sp, ssbase, osz, old_sp, 1, mask):
+                return EXC
+        if push_sys(c, &sp, ssbase, osz, fl, new_cpl < 3, mask) or push_sys(c, &sp, ssbase, osz, old_cs, new_cpl < 3, mask) \
+                or push_sys(c, &sp, ssbase, osz, c.rip, new_cpl < 3, mask):
+            return EXC
+        if has_error and push_sys(c, &sp, ssbase, osz, error, new_cpl < 3, mask):
+            return EXC
+        if priv_change:
+            c.seg[SS] = ss
+        if osz == 2:
+            offset &= 0xFFFF
+    # commit: the new CS, stack pointer and RFLAGS
+    if mask == 0xFFFF:
+        c.regs[RSP] = (c.regs[RSP] & ~(<uint64_t>0xFFFF)) | sp
+    else:
+        c.regs[RSP] = sp
+    unpack_descriptor(dlo | (<uint64_t>1 << 40), 0, &cs, <uint16_t>((sel & 0xFFFC) | new_cpl))
+    read_descriptor(c, sel, &dlo, &dhi, GP_VEC)
+    unpack_descriptor(dlo | (<uint64_t>1 << 40), 0, &cs, <uint16_t>((sel & 0xFFFC) | new_cpl))
+    c.seg[CS] = cs
+    fl &= ~(<uint64_t>(F_TF | F_NT | F_RF | F_VM))
+    if not (gtype & 1):
+        fl &= ~(<uint64_t>F_IF)                   # interrupt gate (not a trap gate)
+    c.rflags = fl
+    c.lf_op = LF_NONE
+    c.rip = offset
+    update_mode(c)
+    return OK
+
+
+cdef int deliver_event(Cpu* c, int vector, int kind, int has_error, uint32_t error) noexcept:
+    """Deliver one event, applying the double-fault rules to exceptions raised while delivering.
+
+    SDM 6.15 Table 6-5: benign then anything -> the second is handled serially; contributory
+    then contributory -> #DF; page fault then contributory or page fault -> #DF; a
+    contributory or page fault while delivering #DF -> triple fault (shutdown)."""
+    cdef int st, first, second, depth = 0
+    cdef uint64_t saved_rip = c.rip
+    while True:
+        if c.intercept != NULL and (kind == DK_EXCEPTION or kind == DK_SOFT_EXC or kind == DK_NMI):
+            st = c.intercept(c, EV_EXCEPTION, vector, error if has_error else 0xFFFFFFFF)
+            if st:
+                return st
+        c.halted = 0
+        if not (c.cr0 & 1):
+            st = deliver_real(c, vector)
+        else:
+            st = deliver_protected(c, vector, kind, has_error, error)
+        if st != EXC:
+            if st == OK and vector == NMI_VEC and kind == DK_NMI:
+                c.nmi_blocked = 1
+            return st
+        # an exception while delivering: classify (Table 6-5)
+        first = exc_class(vector) if (kind == DK_EXCEPTION) else 0
+        second = exc_class(c.exc_vector)
+        depth += 1
+        if first == 3 and second != 0 or depth > 3:
+            c.stop_reason = STOP_SHUTDOWN
+            if c.intercept != NULL:
+                st = c.intercept(c, EV_TRIPLE_FAULT, 0, 0)
+                if st:
+                    return st
+            return STOP
+        c.rip = saved_rip
+        if (first == 1 and second == 1) or (first == 2 and second != 0):
+            vector, kind, has_error, error = DF_VEC, DK_EXCEPTION, 1, 0
+        else:
+            vector, kind, has_error, error = c.exc_vector, DK_EXCEPTION, c.exc_has_error, c.exc_error
+
+
+cdef int deliver_pending_exception(Cpu* c) noexcept:
+    """The loop calls this after a handler returned EXC."""
+    cdef int kind = DK_EXCEPTION
+    if c.exc_soft == 1:
+        kind = DK_SOFT_INT
+    elif c.exc_soft == 2:
+        kind = DK_SOFT_EXC
+    elif c.exc_soft == 3:
+        kind = DK_PRIV_SOFT
+    if not c.exc_trap:
+        c.rip = c.rip_start
+    if c.exc_vector == DB_VEC and not c.exc_trap:
+        pass
+    return deliver_event(c, c.exc_vector, kind, c.exc_has_error, c.exc_error)

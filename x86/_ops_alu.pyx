@@ -1,0 +1,691 @@
+# Data movement and integer arithmetic (SDM Vol. 2, one body per instruction; Vol. 1 7.3).
+# Flags: add/sub/logic/inc/dec leave their operands for lazy evaluation (_defs.pxd); the
+# others compute RFLAGS at once. Flags the SDM leaves undefined are set deterministically.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from x86._defs cimport *
+from x86._mem cimport ea_of, ld, st, ldw
+import iced_x86 as _ix
+
+cdef extern from *:
+    """
+    typedef unsigned __int128 u128;
+    typedef __int128 i128;
+    static inline int hv_popcount(unsigned long long v) { return __builtin_popcountll(v); }
+    static inline int hv_ctz(unsigned long long v) { return __builtin_ctzll(v); }
+    static inline int hv_clz(unsigned long long v) { return __builtin_clzll(v); }
+    """
+    ctypedef unsigned long long u128
+    ctypedef long long i128
+    int hv_popcount(unsigned long long v) nogil
+    int hv_ctz(unsigned long long v) nogil
+    int hv_clz(unsigned long long v) nogil
+
+
+# --- operand access -------------------------------------------------------------------------
+
+cdef inline int src_val(Cpu* c, Insn* i, uint64_t* v) noexcept:
+    """The second operand: register, immediate or memory."""
+    if i.k1 == K_REG:
+        v[0] = rd_reg(c, i.r1, i.ssz)
+        return OK
+    if i.k1 == K_IMM:
+        v[0] = i.imm
+        return OK
+    return ld(c, i.seg, ea_of(c, i), i.ssz, v)
+
+
+cdef inline int dst_load(Cpu* c, Insn* i, uint64_t* v, uint64_t* ea) noexcept:
+    """The first operand of a read-modify-write (a memory one is checked for writing)."""
+    if i.k0 == K_REG:
+        v[0] = rd_reg(c, i.r0, i.osz)
+        return OK
+    ea[0] = ea_of(c, i)
+    return ldw(c, i.seg, ea[0], i.osz, v)
+
+
+cdef inline int dst_store(Cpu* c, Insn* i, uint64_t ea, uint64_t v) noexcept:
+    if i.k0 == K_REG:
+        wr_reg(c, i.r0, i.osz, v)
+        return OK
+    return st(c, i.seg, ea, i.osz, v)
+
+
+cdef inline int binop(Cpu* c, Insn* i, uint64_t* a, uint64_t* b, uint64_t* ea) noexcept:
+    if src_val(c, i, b):
+        return EXC
+    return dst_load(c, i, a, ea)
+
+
+cdef inline void set_flags_eager(Cpu* c, uint64_t mask, uint64_t values) noexcept nogil:
+    flush_flags(c)
+    c.rflags = (c.rflags & ~mask) | (values & mask) | 2
+
+
+cdef inline uint64_t szp(uint64_t r, int size) noexcept nogil:
+    """ZF, SF and PF of a result."""
+    cdef uint64_t f = <uint64_t>parity8(r) << 2
+    if (r & size_mask(size)) == 0:
+        f |= F_ZF
+    if r & sign_bit(size):
+        f |= F_SF
+    return f
+
+
+# --- ADD ADC SUB SBB CMP AND OR XOR TEST ------------------------------------------------------
+
+cdef int h_add(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t a = 0, b = 0, ea = 0, r
+    if binop(c, i, &a, &b, &ea):
+        return EXC
+    r = a + b
+    set_lazy(c, LF_ADD, i.osz, a, b, r)
+    return dst_store(c, i, ea, r)
+
+cdef int h_adc(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t a = 0, b = 0, ea = 0, r, cin
+    if binop(c, i, &a, &b, &ea):
+        return EXC
+    cin = lazy_cf(c)
+    r = a + b + cin
+    set_lazy(c, LF_ADC, i.osz, a, b, r)
+    c.lf_c = <uint32_t>cin
+    return dst_store(c, i, ea, r)
+
+cdef int h_sub(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t a = 0, b = 0, ea = 0, r
+    if binop(c, i, &a, &b, &ea):
+        return EXC
+    r = a - b
+    set_lazy(c, LF_SUB, i.osz, a, b, r)
+    return dst_store(c, i, ea, r)
+
+cdef int h_sbb(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t a = 0, b = 0, ea = 0, r, cin
+    if binop(c, i, &a, &b, &ea):
+        return EXC
+    cin = lazy_cf(c)
+    r = a - b - cin
+    set_lazy(c, LF_SBB, i.osz, a, b, r)
+    c.lf_c = <uint32_t>cin
+    return dst_store(c, i, ea, r)
+
+cdef int h_cmp(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t a = 0, b = 0
+    if src_val(c, i, &b):
+        return EXC
+    if i.k0 == K_REG:
+        a = rd_reg(c, i.r0, i.osz)
+    elif ld(c, i.seg, ea_of(c, i), i.osz, &a):
+        return EXC
+    set_lazy(c, LF_SUB, i.osz, a, b, a - b)
+    return OK
+
+cdef int h_and(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t a = 0, b = 0, ea = 0, r
+    if binop(c, i, &a, &b, &ea):
+        return EXC
+    r = a & b
+    set_lazy(c, LF_LOGIC, i.osz, 0, 0, r)
+    return dst_store(c, i, ea, r)
+
+cdef int h_or(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t a = 0, b = 0, ea = 0, r
+    if binop(c, i, &a, &b, &ea):
+        return EXC
+    r = a | b
+    set_lazy(c, LF_LOGIC, i.osz, 0, 0, r)
+    return dst_store(c, i, ea, r)
+
+cdef int h_xor(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t a = 0, b = 0, ea = 0, r
+    if binop(c, i, &a, &b, &ea):
+        return EXC
+    r = a ^ b
+    set_lazy(c, LF_LOGIC, i.osz, 0, 0, r)
+    return dst_store(c, i, ea, r)
+
+cdef int h_test(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t a = 0, b = 0
+    if src_val(c, i, &b):
+        return EXC
+    if i.k0 == K_REG:
+        a = rd_reg(c, i.r0, i.osz)
+    elif ld(c, i.seg, ea_of(c, i), i.osz, &a):
+        return EXC
+    set_lazy(c, LF_LOGIC, i.osz, 0, 0, a & b)
+    return OK
+
+# --- INC DEC NEG NOT ------------------------------------------------------------------------
+
+cdef int h_inc(Cpu* c, Insn* i) noexcept:
+    """INC: CF is not affected (SDM Vol. 2A INC, Flags Affected)."""
+    cdef uint64_t a = 0, ea = 0, cf = lazy_cf(c)
+    if dst_load(c, i, &a, &ea):
+        return EXC
+    set_lazy(c, LF_INC, i.osz, a, 1, a + 1)
+    c.lf_c = <uint32_t>cf
+    return dst_store(c, i, ea, a + 1)
+
+cdef int h_dec(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t a = 0, ea = 0, cf = lazy_cf(c)
+    if dst_load(c, i, &a, &ea):
+        return EXC
+    set_lazy(c, LF_DEC, i.osz, a, 1, a - 1)
+    c.lf_c = <uint32_t>cf
+    return dst_store(c, i, ea, a - 1)
+
+cdef int h_neg(Cpu* c, Insn* i) noexcept:
+    """NEG: CF = (source != 0); the other flags as for 0 - source."""
+    cdef uint64_t a = 0, ea = 0
+    if dst_load(c, i, &a, &ea):
+        return EXC
+    set_lazy(c, LF_SUB, i.osz, 0, a, 0 - a)
+    return dst_store(c, i, ea, 0 - a)
+
+cdef int h_not(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t a = 0, ea = 0
+    if dst_load(c, i, &a, &ea):
+        return EXC
+    return dst_store(c, i, ea, ~a)
+
+# --- moves ----------------------------------------------------------------------------------
+
+cdef int h_mov(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t v = 0
+    if src_val(c, i, &v):
+        return EXC
+    if i.k0 == K_REG:
+        wr_reg(c, i.r0, i.osz, v)
+        return OK
+    return st(c, i.seg, ea_of(c, i), i.osz, v)
+
+cdef int h_movzx(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t v = 0
+    if src_val(c, i, &v):
+        return EXC
+    wr_reg(c, i.r0, i.osz, v & size_mask(i.ssz))
+    return OK
+
+cdef int h_movsx(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t v = 0
+    if src_val(c, i, &v):
+        return EXC
+    wr_reg(c, i.r0, i.osz, sext(v, i.ssz))
+    return OK
+
+cdef int h_lea(Cpu* c, Insn* i) noexcept:
+    wr_reg(c, i.r0, i.osz, ea_of(c, i))
+    return OK
+
+cdef int h_xchg(Cpu* c, Insn* i) noexcept:
+    """XCHG with memory is locked implicitly; one processor: a plain swap."""
+    cdef uint64_t a = 0, b = 0, ea = 0
+    if i.k0 == K_REG and i.k1 == K_REG:
+        a = rd_reg(c, i.r0, i.osz)
+        b = rd_reg(c, i.r1, i.osz)
+        wr_reg(c, i.r0, i.osz, b)
+        wr_reg(c, i.r1, i.osz, a)
+        return OK
+    # one operand is memory
+    if i.k0 == K_MEM:
+        ea = ea_of(c, i)
+        if ldw(c, i.seg, ea, i.osz, &a):
+            return EXC
+        b = rd_reg(c, i.r1, i.osz)
+        if st(c, i.seg, ea, i.osz, b):
+            return EXC
+        wr_reg(c, i.r1, i.osz, a)
+    else:
+        ea = ea_of(c, i)
+        if ldw(c, i.seg, ea, i.osz, &a):
+            return EXC
+        b = rd_reg(c, i.r0, i.osz)
+        if st(c, i.seg, ea, i.osz, b):
+            return EXC
+        wr_reg(c, i.r0, i.osz, a)
+    return OK
+
+cdef int h_cmpxchg(Cpu* c, Insn* i) noexcept:
+    """CMPXCHG: compare the accumulator with the destination (SDM Vol. 2A)."""
+    cdef uint64_t d = 0, ea = 0, acc = rd_reg(c, 0, i.osz), src = rd_reg(c, i.r1, i.osz)
+    if dst_load(c, i, &d, &ea):
+        return EXC
+    set_lazy(c, LF_SUB, i.osz, acc, d, acc - d)
+    if (acc & size_mask(i.osz)) == (d & size_mask(i.osz)):
+        return dst_store(c, i, ea, src)
+    if i.k0 == K_MEM and dst_store(c, i, ea, d):     # the destination is always written
+        return EXC
+    wr_reg(c, 0, i.osz, d)
+    return OK
+
+cdef int h_xadd(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t d = 0, ea = 0, s = rd_reg(c, i.r1, i.osz)
+    if dst_load(c, i, &d, &ea):
+        return EXC
+    if dst_store(c, i, ea, d + s):
+        return EXC
+    set_lazy(c, LF_ADD, i.osz, d, s, d + s)
+    wr_reg(c, i.r1, i.osz, d)
+    return OK
+
+cdef int h_bswap(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t v = rd_reg(c, i.r0, i.osz), r = 0
+    cdef int k
+    for k in range(i.osz):
+        r = (r << 8) | ((v >> (8 * k)) & 0xFF)
+    wr_reg(c, i.r0, i.osz, r)
+    return OK
+
+cdef int h_cbw(Cpu* c, Insn* i) noexcept:
+    """CBW/CWDE/CDQE: sign-extend the low half of the accumulator."""
+    cdef int half = i.osz // 2
+    wr_reg(c, 0, i.osz, sext(rd_reg(c, 0, half), half))
+    return OK
+
+cdef int h_cwd(Cpu* c, Insn* i) noexcept:
+    """CWD/CDQ/CQO: rDX = the sign of rAX."""
+    wr_reg(c, RDX * 8, i.osz, size_mask(i.osz) if rd_reg(c, 0, i.osz) & sign_bit(i.osz) else 0)
+    return OK
+
+cdef int h_nop(Cpu* c, Insn* i) noexcept:
+    return OK
+
+cdef int h_setcc(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t v = <uint64_t>test_cond(c, i.cond)
+    if i.k0 == K_REG:
+        wr_reg(c, i.r0, 1, v)
+        return OK
+    return st(c, i.seg, ea_of(c, i), 1, v)
+
+cdef int h_cmovcc(Cpu* c, Insn* i) noexcept:
+    """CMOVcc: the source is read whatever the condition; a 32-bit destination is zero-extended
+    even when the condition is false (SDM Vol. 2A CMOVcc, Operation)."""
+    cdef uint64_t v = 0
+    if src_val(c, i, &v):
+        return EXC
+    if test_cond(c, i.cond):
+        wr_reg(c, i.r0, i.osz, v)
+    elif i.osz == 4:
+        wr_reg(c, i.r0, 4, rd_reg(c, i.r0, 4))
+    return OK
+
+cdef int h_xlat(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t v = 0
+    cdef uint64_t ea = (c.regs[RBX] + (c.regs[RAX] & 0xFF)) & size_mask(i.asz)
+    if ld(c, i.seg, ea, 1, &v):
+        return EXC
+    wr_reg(c, 0, 1, v)
+    return OK
+
+# --- flag instructions ----------------------------------------------------------------------
+
+cdef int h_clc(Cpu* c, Insn* i) noexcept:
+    set_flags_eager(c, F_CF, 0)
+    return OK
+
+cdef int h_stc(Cpu* c, Insn* i) noexcept:
+    set_flags_eager(c, F_CF, F_CF)
+    return OK
+
+cdef int h_cmc(Cpu* c, Insn* i) noexcept:
+    set_flags_eager(c, F_CF, (get_rflags(c) ^ F_CF))
+    return OK
+
+cdef int h_cld(Cpu* c, Insn* i) noexcept:
+    c.rflags &= ~(<uint64_t>F_DF)
+    return OK
+
+cdef int h_std(Cpu* c, Insn* i) noexcept:
+    c.rflags |= F_DF
+    return OK
+
+cdef int h_lahf(Cpu* c, Insn* i) noexcept:
+    wr_reg(c, 1, 1, get_rflags(c) & 0xD7 | 2)
+    return OK
+
+cdef int h_sahf(Cpu* c, Insn* i) noexcept:
+    set_flags_eager(c, F_SF | F_ZF | F_AF | F_PF | F_CF, rd_reg(c, 1, 1))
+    return OK
+
+# --- shifts and rotates (SDM Vol. 2B SAL/SAR/SHL/SHR, RCL/RCR/ROL/ROR) ----------------------
+
+cdef inline int shift_count(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t n
+    if i.nops < 2:
+        n = 1
+    elif i.k1 == K_IMM:
+        n = i.imm
+    else:
+        n = c.regs[RCX]
+    return <int>(n & (0x3F if i.osz == 8 else 0x1F))
+
+cdef int h_shift(Cpu* c, Insn* i) noexcept:
+    """SHL/SAL/SHR/SAR: a masked count of 0 changes no flags; OF is defined for a count of 1
+    and left as the 1-bit rule gives for larger counts (undefined in the SDM)."""
+    cdef uint64_t a = 0, ea = 0, r, m = size_mask(i.osz), sb = sign_bit(i.osz), f
+    cdef int n = shift_count(c, i), bits = i.osz * 8
+    cdef uint64_t cf
+    if dst_load(c, i, &a, &ea):
+        return EXC
+    if n == 0:
+        return OK
+    a &= m
+    if i.mnem == _SHL or i.mnem == _SAL:
+        r = (a << n) & m if n < 64 else 0
+        cf = (a >> (bits - n)) & 1 if n <= bits else 0
+        f = cf | szp(r, i.osz)
+        if ((r & sb) != 0) != (cf != 0):
+            f |= F_OF
+    elif i.mnem == _SHR:
+        r = a >> n if n < 64 else 0
+        cf = (a >> (n - 1)) & 1
+        f = cf | szp(r, i.osz)
+        if a & sb:
+            f |= F_OF if n == 1 else 0
+    else:  # SAR
+        r = (sext(a, i.osz) >> 0)
+        r = <uint64_t>((<int64_t>r) >> (n if n < 64 else 63)) & m
+        cf = (<uint64_t>((<int64_t>sext(a, i.osz)) >> (n - 1))) & 1
+        f = cf | szp(r, i.osz)
+    set_flags_eager(c, F_CF | F_PF | F_ZF | F_SF | F_OF | F_AF, f)
+    return dst_store(c, i, ea, r)
+
+cdef int h_rotate(Cpu* c, Insn* i) noexcept:
+    """ROL/ROR/RCL/RCR: only CF and OF change; OF is defined for 1-bit rotates."""
+    cdef uint64_t a = 0, ea = 0, r, m = size_mask(i.osz), cf, fl
+    cdef int n = shift_count(c, i), bits = i.osz * 8, k
+    if dst_load(c, i, &a, &ea):
+        return EXC
+    a &= m
+    fl = get_rflags(c)
+    cf = fl & 1
+    r = a
+    if i.mnem == _ROL or i.mnem == _ROR:
+        if n == 0:
+            return OK
+        n = n % bits
+        if i.mnem == _ROL:
+            r = ((a << n) | (a >> (bits - n))) & m if n else a
+            cf = r & 1
+            fl = (fl & ~(<uint64_t>(F_CF | F_OF))) | cf
+            if ((r >> (bits - 1)) & 1) ^ cf:
+                fl |= F_OF
+        else:
+            r = ((a >> n) | (a << (bits - n))) & m if n else a
+            cf = (r >> (bits - 1)) & 1
+            fl = (fl & ~(<uint64_t>(F_CF | F_OF))) | cf
+            if ((r >> (bits - 1)) ^ (r >> (bits - 2))) & 1:
+                fl |= F_OF
+    else:
+        if i.osz == 1:
+            n = n % 9
+        elif i.osz == 2:
+            n = n % 17
+        if n == 0:
+            return OK
+        for k in range(n):
+            if i.mnem == _RCL:
+                r2 = ((r << 1) | cf) & m
+                cf = (r >> (bits - 1)) & 1
+                r = r2
+            else:
+                r2 = (r >> 1) | (cf << (bits - 1))
+                cf = r & 1
+                r = r2 & m
+        fl = (fl & ~(<uint64_t>(F_CF | F_OF))) | cf
+        if i.mnem == _RCL:
+            if ((r >> (bits - 1)) & 1) ^ cf:
+                fl |= F_OF
+        elif ((r >> (bits - 1)) ^ (r >> (bits - 2))) & 1:
+            fl |= F_OF
+    c.rflags = fl
+    c.lf_op = LF_NONE
+    return dst_store(c, i, ea, r)
+
+cdef int h_shld(Cpu* c, Insn* i) noexcept:
+    """SHLD/SHRD: double-precision shift; a count above the operand size is undefined (the
+    result here is what the 2*size-bit shift gives)."""
+    cdef uint64_t a = 0, ea = 0, b = rd_reg(c, i.r1, i.osz), m = size_mask(i.osz), r, cf
+    cdef int bits = i.osz * 8
+    cdef int n = <int>((i.imm if i.k2 == K_IMM else c.regs[RCX]) & (0x3F if i.osz == 8 else 0x1F))
+    cdef uint64_t f
+    if dst_load(c, i, &a, &ea):
+        return EXC
+    if n == 0:
+        return OK
+    a &= m
+    if n > bits:
+        n = n % bits if n % bits else bits
+    if i.mnem == _SHLD:
+        r = ((a << n) | (b >> (bits - n))) & m if n < bits else b & m
+        cf = (a >> (bits - n)) & 1
+    else:
+        r = ((a >> n) | (b << (bits - n))) & m if n < bits else b & m
+        cf = (a >> (n - 1)) & 1
+    f = cf | szp(r, i.osz)
+    if ((r ^ a) & sign_bit(i.osz)):
+        f |= F_OF
+    set_flags_eager(c, F_CF | F_PF | F_ZF | F_SF | F_OF | F_AF, f)
+    return dst_store(c, i, ea, r)
+
+# --- multiply and divide (SDM Vol. 2A MUL, IMUL, DIV, IDIV) -----------------------------------
+
+cdef int h_mul(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t s = 0, a, lo, hi, f
+    cdef u128 p
+    if src_val_rm(c, i, &s):
+        return EXC
+    a = rd_reg(c, 0, i.osz)
+    s &= size_mask(i.osz)
+    if i.osz == 8:
+        p = <u128>a * <u128>s
+        lo = <uint64_t>p
+        hi = <uint64_t>(p >> 64)
+    else:
+        p = <u128>a * <u128>s
+        lo = <uint64_t>p & size_mask(i.osz)
+        hi = (<uint64_t>p >> (i.osz * 8)) & size_mask(i.osz)
+    if i.osz == 1:
+        wr_reg(c, 0, 2, (hi << 8) | lo)
+    else:
+        wr_reg(c, 0, i.osz, lo)
+        wr_reg(c, RDX * 8, i.osz, hi)
+    f = szp(lo, i.osz)
+    if hi:
+        f |= F_CF | F_OF
+    set_flags_eager(c, F_CF | F_OF | F_SF | F_ZF | F_PF | F_AF, f)
+    return OK
+
+cdef inline int src_val_rm(Cpu* c, Insn* i, uint64_t* v) noexcept:
+    """The r/m operand of one-operand MUL/IMUL/DIV/IDIV (operand 0)."""
+    if i.k0 == K_REG:
+        v[0] = rd_reg(c, i.r0, i.osz)
+        return OK
+    return ld(c, i.seg, ea_of(c, i), i.osz, v)
+
+cdef int h_imul(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t s = 0, a = 0, lo, hi, f
+    cdef i128 p
+    cdef int64_t sa, ss
+    if i.nops == 1:
+        if src_val_rm(c, i, &s):
+            return EXC
+        sa = <int64_t>sext(rd_reg(c, 0, i.osz), i.osz)
+        ss = <int64_t>sext(s, i.osz)
+        p = <i128>sa * <i128>ss
+        lo = <uint64_t>p & size_mask(i.osz)
+        if i.osz == 8:
+            hi = <uint64_t>(p >> 64)
+        else:
+            hi = <uint64_t>(p >> (i.osz * 8)) & size_mask(i.osz)
+        if i.osz == 1:
+            wr_reg(c, 0, 2, ((hi << 8) | lo) & 0xFFFF)
+        else:
+            wr_reg(c, 0, i.osz, lo)
+            wr_reg(c, RDX * 8, i.osz, hi)
+    else:
+        if i.nops == 2:
+            if src_val(c, i, &s):
+                return EXC
+            a = rd_reg(c, i.r0, i.osz)
+        else:
+            if src_val(c, i, &a):
+                return EXC
+            s = i.imm
+        sa = <int64_t>sext(a, i.osz)
+        ss = <int64_t>sext(s, i.osz)
+        p = <i128>sa * <i128>ss
+        lo = <uint64_t>p & size_mask(i.osz)
+        wr_reg(c, i.r0, i.osz, lo)
+    f = szp(lo, i.osz)
+    if <i128><int64_t>sext(lo, i.osz) != p:
+        f |= F_CF | F_OF
+    set_flags_eager(c, F_CF | F_OF | F_SF | F_ZF | F_PF | F_AF, f)
+    return OK
+
+cdef int h_div(Cpu* c, Insn* i) noexcept:
+    """DIV: #DE when the divisor is 0 or the quotient does not fit the destination."""
+    cdef uint64_t s = 0, q, r
+    cdef u128 n, q128
+    if src_val_rm(c, i, &s):
+        return EXC
+    s &= size_mask(i.osz)
+    if s == 0:
+        return raise_exc(c, DE_VEC, 0, 0)
+    if i.osz == 1:
+        n = rd_reg(c, 0, 2)
+    elif i.osz == 8:
+        n = (<u128>c.regs[RDX] << 64) | c.regs[RAX]
+    else:
+        n = (<u128>rd_reg(c, RDX * 8, i.osz) << (i.osz * 8)) | rd_reg(c, 0, i.osz)
+    q128 = n / s
+    if q128 > size_mask(i.osz):
+        return raise_exc(c, DE_VEC, 0, 0)
+    q = <uint64_t>q128
+    r = <uint64_t>(n % s)
+    if i.osz == 1:
+        wr_reg(c, 0, 2, (r << 8) | q)
+    else:
+        wr_reg(c, 0, i.osz, q)
+        wr_reg(c, RDX * 8, i.osz, r)
+    return OK
+
+cdef int h_idiv(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t s = 0
+    cdef i128 n, d, q, r, lim
+    if src_val_rm(c, i, &s):
+        return EXC
+    d = <int64_t>sext(s, i.osz)
+    if d == 0:
+        return raise_exc(c, DE_VEC, 0, 0)
+    if i.osz == 1:
+        n = <int64_t>sext(rd_reg(c, 0, 2), 2)
+    elif i.osz == 8:
+        n = <i128>((<u128>c.regs[RDX] << 64) | c.regs[RAX])
+    else:
+        n = <int64_t>sext((rd_reg(c, RDX * 8, i.osz) << (i.osz * 8)) | rd_reg(c, 0, i.osz), i.osz * 2)
+    # quotient truncates toward zero (C semantics of __int128 division)
+    if i.osz == 8 and d == -1 and c.regs[RDX] == 0x8000000000000000 and c.regs[RAX] == 0:
+        return raise_exc(c, DE_VEC, 0, 0)      # -2**127 / -1 overflows
+    q = n / d
+    r = n - q * d
+    lim = <i128>1 << (i.osz * 8 - 1)
+    if q >= lim or q < -lim:
+        return raise_exc(c, DE_VEC, 0, 0)
+    if i.osz == 1:
+        wr_reg(c, 0, 2, ((<uint64_t>r & 0xFF) << 8) | (<uint64_t>q & 0xFF))
+    else:
+        wr_reg(c, 0, i.osz, <uint64_t>q)
+        wr_reg(c, RDX * 8, i.osz, <uint64_t>r)
+    return OK
+
+# --- bit test and scan ------------------------------------------------------------------------
+
+cdef int h_bt(Cpu* c, Insn* i) noexcept:
+    """BT/BTS/BTR/BTC: with a register bit offset and a memory operand, the offset addresses
+    bits beyond the operand (SDM Vol. 2A BT, "bit string")."""
+    cdef uint64_t off, a = 0, ea = 0, bit, r
+    cdef int64_t soff
+    cdef int bits = i.osz * 8
+    if i.k1 == K_IMM:
+        off = i.imm & (bits - 1)
+    else:
+        off = rd_reg(c, i.r1, i.osz)
+    if i.k0 == K_REG:
+        a = rd_reg(c, i.r0, i.osz)
+        off &= bits - 1
+    else:
+        ea = ea_of(c, i)
+        if i.k1 != K_IMM:
+            soff = <int64_t>sext(off, i.osz)
+            ea = (ea + <uint64_t>((soff >> 3) & ~(<int64_t>(i.osz - 1)))) & size_mask(i.asz)
+            off = <uint64_t>soff & (bits - 1)
+        if i.mnem == _BT:
+            if ld(c, i.seg, ea, i.osz, &a):
+                return EXC
+        elif ldw(c, i.seg, ea, i.osz, &a):
+            return EXC
+    bit = (a >> off) & 1
+    set_flags_eager(c, F_CF, bit)
+    if i.mnem == _BT:
+        return OK
+    if i.mnem == _BTS:
+        r = a | (<uint64_t>1 << off)
+    elif i.mnem == _BTR:
+        r = a & ~(<uint64_t>1 << off)
+    else:
+        r = a ^ (<uint64_t>1 << off)
+    if i.k0 == K_REG:
+        wr_reg(c, i.r0, i.osz, r)
+        return OK
+    return st(c, i.seg, ea, i.osz, r)
+
+cdef int h_bsf(Cpu* c, Insn* i) noexcept:
+    """BSF/BSR: a zero source sets ZF and leaves the destination unchanged (as processors do)."""
+    cdef uint64_t s = 0
+    if src_val(c, i, &s):
+        return EXC
+    s &= size_mask(i.osz)
+    if s == 0:
+        set_flags_eager(c, F_ZF | F_CF | F_OF | F_SF | F_AF | F_PF, F_ZF | F_PF)
+        return OK
+    if i.mnem == _BSF:
+        wr_reg(c, i.r0, i.osz, <uint64_t>hv_ctz(s))
+    else:
+        wr_reg(c, i.r0, i.osz, <uint64_t>(63 - hv_clz(s)))
+    set_flags_eager(c, F_ZF | F_CF | F_OF | F_SF | F_AF | F_PF, 0)
+    return OK
+
+
+cdef uint16_t _SHL, _SAL, _SHR, _ROL, _ROR, _RCL, _SHLD, _BT, _BTS, _BTR, _BSF
+
+cdef void register(handler_t* t) noexcept:
+    global _SHL, _SAL, _SHR, _ROL, _ROR, _RCL, _SHLD, _BT, _BTS, _BTR, _BSF
+    M = _ix.Mnemonic
+    _SHL, _SAL, _SHR = M.SHL, M.SAL, M.SHR
+    _ROL, _ROR, _RCL = M.ROL, M.ROR, M.RCL
+    _SHLD, _BT, _BTS, _BTR, _BSF = M.SHLD, M.BT, M.BTS, M.BTR, M.BSF
+    table = {
+        "ADD": <long>h_add, "ADC": <long>h_adc, "SUB": <long>h_sub, "SBB": <long>h_sbb,
+        "CMP": <long>h_cmp, "AND": <long>h_and, "OR": <long>h_or, "XOR": <long>h_xor,
+        "TEST": <long>h_test, "INC": <long>h_inc, "DEC": <long>h_dec, "NEG": <long>h_neg,
+        "NOT": <long>h_not, "MOV": <long>h_mov, "MOVZX": <long>h_movzx, "MOVSX": <long>h_movsx,
+        "MOVSXD": <long>h_movsx, "LEA": <long>h_lea, "XCHG": <long>h_xchg,
+        "CMPXCHG": <long>h_cmpxchg, "XADD": <long>h_xadd, "BSWAP": <long>h_bswap,
+        "CBW": <long>h_cbw, "CWDE": <long>h_cbw, "CDQE": <long>h_cbw,
+        "CWD": <long>h_cwd, "CDQ": <long>h_cwd, "CQO": <long>h_cwd,
+        "NOP": <long>h_nop, "ENDBR64": <long>h_nop, "ENDBR32": <long>h_nop,
+        "XLATB": <long>h_xlat, "CLC": <long>h_clc, "STC": <long>h_stc, "CMC": <long>h_cmc,
+        "CLD": <long>h_cld, "STD": <long>h_std, "LAHF": <long>h_lahf, "SAHF": <long>h_sahf,
+        "SHL": <long>h_shift, "SAL": <long>h_shift, "SHR": <long>h_shift, "SAR": <long>h_shift,
+        "ROL": <long>h_rotate, "ROR": <long>h_rotate, "RCL": <long>h_rotate, "RCR": <long>h_rotate,
+        "SHLD": <long>h_shld, "SHRD": <long>h_shld,
+        "MUL": <long>h_mul, "IMUL": <long>h_imul, "DIV": <long>h_div, "IDIV": <long>h_idiv,
+        "BT": <long>h_bt, "BTS": <long>h_bt, "BTR": <long>h_bt, "BTC": <long>h_bt,
+        "BSF": <long>h_bsf, "BSR": <long>h_bsf,
+    }
+    for name in ("O", "NO", "B", "AE", "E", "NE", "BE", "A", "S", "NS", "P", "NP", "L", "GE", "LE", "G"):
+        table["SET" + name] = <long>h_setcc
+        table["CMOV" + name] = <long>h_cmovcc
+    for name, fn in table.items():
+        t[getattr(M, name)] = <handler_t><long>fn

@@ -1,0 +1,846 @@
+# System and sensitive instructions (SDM Vol. 2; Vol. 3A 2.4-2.8 control registers and
+# system instructions). Each sensitive instruction first offers itself to the intercept hook
+# ("may this exit?"), which vmx and svm install; without a hook it executes as bare metal.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from x86._defs cimport *
+from x86._mem cimport (ea_of, ld, st, tlb_flush, tlb_flush_page, update_paging_mode, load_pdptes,
+                       lin_read_slow, lin_write_slow)
+from x86._seg cimport load_seg, update_mode, read_descriptor, unpack_descriptor, set_dtr_accessed
+import iced_x86 as _ix
+from x86 import decode as _decode
+
+
+cdef inline int sensitive(Cpu* c, Insn* i, uint64_t detail) noexcept:
+    """Offer the instruction to the intercept hook; nonzero means it became an exit."""
+    if c.intercept != NULL:
+        return c.intercept(c, EV_INSN, i.mnem, detail)
+    return OK
+
+cdef inline int need_cpl0(Cpu* c) noexcept:
+    if c.cpl != 0:
+        return gp0(c)
+    return OK
+
+cdef inline int rm_read(Cpu* c, Insn* i, int size, uint64_t* v) noexcept:
+    if i.k0 == K_REG:
+        v[0] = rd_reg(c, i.r0, size)
+        return OK
+    return ld(c, i.seg, ea_of(c, i), size, v)
+
+cdef inline int rm_write16(Cpu* c, Insn* i, uint64_t v) noexcept:
+    """SLDT/STR/SMSW/MOV from Sreg: a register destination takes the operand size (zero-
+    extended), a memory one is always 16 bits."""
+    if i.k0 == K_REG:
+        wr_reg(c, i.r0, i.osz if i.osz >= 2 else 2, v & 0xFFFF)
+        return OK
+    return st(c, i.seg, ea_of(c, i), 2, v & 0xFFFF)
+
+# --- HLT CLI STI -------------------------------------------------------------------------------
+
+cdef int h_hlt(Cpu* c, Insn* i) noexcept:
+    cdef int r
+    if c.cpl != 0:
+        return gp0(c)
+    r = sensitive(c, i, 0)
+    if r:
+        return r
+    c.halted = 1
+    c.next_event = c.icount
+    return OK
+
+cdef inline int if_allowed(Cpu* c) noexcept:
+    if (c.cr0 & 1) and c.cpl > ((c.rflags >> 12) & 3):
+        return gp0(c)           # VME/PVI are not modelled: CR4 refuses them
+    return OK
+
+cdef int h_cli(Cpu* c, Insn* i) noexcept:
+    if if_allowed(c):
+        return EXC
+    c.rflags &= ~(<uint64_t>F_IF)
+    return OK
+
+cdef int h_sti(Cpu* c, Insn* i) noexcept:
+    """STI: interrupts stay blocked until after the next instruction (SDM Vol. 2B STI)."""
+    if if_allowed(c):
+        return EXC
+    if not (c.rflags & F_IF):
+        c.rflags |= F_IF
+        c.inhibit = 1
+        c.shadow_end = c.icount + 2
+    c.next_event = c.icount
+    return OK
+
+# --- I/O (SDM Vol. 1 chapter 19) -----------------------------------------------------------
+
+cdef int io_allowed(Cpu* c, uint16_t port, int size) noexcept:
+    """Protected mode with CPL > IOPL (or virtual-8086 mode) consults the TSS I/O permission
+    bitmap: every bit for the accessed ports must be 0 (SDM Vol. 1 19.5.2)."""
+    cdef uint64_t base = 0, bits = 0
+    cdef Seg* tr = &c.seg[TR]
+    if not (c.cr0 & 1):
+        return OK
+    if c.cpl <= ((c.rflags >> 12) & 3) and not (c.rflags & F_VM):
+        return OK
+    if (tr.attr & 0x10000) or (tr.attr & 0xD) != 0x9 or tr.limit < 0x67:
+        return gp0(c)
+    if lin_read_slow(c, tr.base + 0x66, 2, &base, ACC_R | ACC_SYS):
+        return EXC
+    base = base + (port >> 3)
+    if base + 1 > tr.limit:
+        return gp0(c)
+    if lin_read_slow(c, tr.base + base, 2, &bits, ACC_R | ACC_SYS):
+        return EXC
+    if (bits >> (port & 7)) & ((1 << size) - 1):
+        return gp0(c)
+    return OK
+
+cdef int io_in(Cpu* c, uint16_t port, int size, uint64_t* v, Insn* i) noexcept:
+    cdef int r
+    if c.intercept != NULL:
+        r = c.intercept(c, EV_IO, <uint64_t>port | (<uint64_t>size << 16) | (<uint64_t>1 << 24), 0)
+        if r:
+            return r
+    try:
+        v[0] = <uint64_t>(<object>c.owner)._io_read(port, size) & size_mask(size)
+    except BaseException as e:
+        (<object>c.owner)._defer_error(e)
+        return PYERR
+    return STOP if c.exit_request else OK
+
+cdef int io_out(Cpu* c, uint16_t port, int size, uint64_t v, Insn* i) noexcept:
+    cdef int r
+    if c.intercept != NULL:
+        r = c.intercept(c, EV_IO, <uint64_t>port | (<uint64_t>size << 16), v)
+        if r:
+            return r
+    try:
+        (<object>c.owner)._io_write(port, size, v & size_mask(size))
+    except BaseException as e:
+        (<object>c.owner)._defer_error(e)
+        return PYERR
+    if c.exit_request:
+        c.stop_retired = 1
+        return STOP
+    return OK
+
+cdef int h_in(Cpu* c, Insn* i) noexcept:
+    cdef uint16_t port = <uint16_t>(i.imm if i.k1 == K_IMM else c.regs[RDX])
+    cdef uint64_t v = 0
+    cdef int r = io_allowed(c, port, i.osz)
+    if r:
+        return r
+    r = io_in(c, port, i.osz, &v, i)
+    if r and r != STOP:
+        return r
+    wr_reg(c, 0, i.osz, v)
+    if r == STOP:
+        c.stop_retired = 1
+    return r
+
+cdef int h_out(Cpu* c, Insn* i) noexcept:
+    cdef uint16_t port = <uint16_t>(i.imm if i.k0 == K_IMM else c.regs[RDX])
+    cdef int size = i.ssz
+    cdef int r = io_allowed(c, port, size)
+    if r:
+        return r
+    return io_out(c, port, size, rd_reg(c, 0, size), i)
+
+# --- CPUID, MSRs, time ----------------------------------------------------------------------
+
+cdef int h_cpuid(Cpu* c, Insn* i) noexcept:
+    cdef int r = sensitive(c, i, 0)
+    if r:
+        return r
+    a, b, cc, d = (<object>c.owner)._cpuid(<uint32_t>c.regs[RAX], <uint32_t>c.regs[RCX])
+    c.regs[RAX] = <uint32_t>a
+    c.regs[RBX] = <uint32_t>b
+    c.regs[RCX] = <uint32_t>cc
+    c.regs[RDX] = <uint32_t>d
+    return OK
+
+cdef int read_msr(Cpu* c, uint32_t index, uint64_t* v) noexcept:
+    """RDMSR of the MSRs the processor keeps itself; the rest come from the machine's MSR file."""
+    if index == 0xC0000080:
+        v[0] = c.efer
+    elif index == 0xC0000081:
+        v[0] = c.star
+    elif index == 0xC0000082:
+        v[0] = c.lstar
+    elif index == 0xC0000083:
+        v[0] = c.cstar
+    elif index == 0xC0000084:
+        v[0] = c.fmask
+    elif index == 0xC0000100:
+        v[0] = c.seg[FS].base
+    elif index == 0xC0000101:
+        v[0] = c.seg[GS].base
+    elif index == 0xC0000102:
+        v[0] = c.kernel_gs_base
+    elif index == 0xC0000103:
+        v[0] = c.tsc_aux
+    elif index == 0x10:
+        v[0] = c.icount + c.idle + c.tsc_offset
+    elif index == 0x174:
+        v[0] = c.sysenter_cs
+    elif index == 0x175:
+        v[0] = c.sysenter_esp
+    elif index == 0x176:
+        v[0] = c.sysenter_eip
+    elif index == 0x277:
+        v[0] = c.pat
+    else:
+        try:
+            r = (<object>c.owner)._msr_read(index)
+        except BaseException as e:
+            (<object>c.owner)._defer_error(e)
+            return PYERR
+        if r is None:
+            return gp0(c)
+        v[0] = <uint64_t>r
+    return OK
+
+cdef inline int canonical(uint64_t v) noexcept nogil:
+    return ((v + (<uint64_t>1 << 47)) >> 48) == 0
+
+cdef int write_msr(Cpu* c, uint32_t index, uint64_t v) noexcept:
+    """WRMSR with the architectural #GP(0) checks (SDM Vol. 4 and Vol. 3A 2.2.1 for EFER)."""
+    cdef uint64_t old
+    cdef int k
+    if index == 0xC0000080:
+        if v & ~c.efer_valid:
+            return gp0(c)
+        if ((v ^ c.efer) & 0x100) and (c.cr0 >> 31):
+            return gp0(c)              # LME cannot change while paging is on
+        v = (v & ~(<uint64_t>0x400)) | (c.efer & 0x400)    # LMA is read-only
+        old = c.efer
+        c.efer = v
+        if (old ^ v) & 0x800:
+            tlb_flush(c, 0)
+        update_paging_mode(c)
+    elif index == 0xC0000081:
+        c.star = v
+    elif index in (0xC0000082, 0xC0000083, 0xC0000100, 0xC0000101, 0xC0000102, 0x175, 0x176):
+        if not canonical(v):
+            return gp0(c)
+        if index == 0xC0000082:
+            c.lstar = v
+        elif index == 0xC0000083:
+            c.cstar = v
+        elif index == 0xC0000100:
+            c.seg[FS].base = v
+        elif index == 0xC0000101:
+            c.seg[GS].base = v
+        elif index == 0xC0000102:
+            c.kernel_gs_base = v
+        elif index == 0x175:
+            c.sysenter_esp = v
+        else:
+            c.sysenter_eip = v
+        update_mode(c)
+    elif index == 0xC0000084:
+        c.fmask = v & 0xFFFFFFFF
+    elif index == 0xC0000103:
+        if v >> 32:
+            return gp0(c)
+        c.tsc_aux = v
+    elif index == 0x10:
+        c.tsc_offset = v - (c.icount + c.idle)
+    elif index == 0x174:
+        c.sysenter_cs = v & 0xFFFFFFFF
+    elif index == 0x277:
+        for k in range(8):
+            if ((v >> (8 * k)) & 0xFF) not in (0, 1, 4, 5, 6, 7):
+                return gp0(c)           # PAT memory types 2, 3 and >= 8 are reserved
+        c.pat = v
+    else:
+        try:
+            ok = (<object>c.owner)._msr_write(index, v)
+        except BaseException as e:
+            (<object>c.owner)._defer_error(e)
+            return PYERR
+        if not ok:
+            return gp0(c)
+    return OK
+
+cdef int h_rdmsr(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t v = 0
+    cdef int r
+    if need_cpl0(c):
+        return EXC
+    if c.intercept != NULL:
+        r = c.intercept(c, EV_MSR, <uint32_t>c.regs[RCX], 0)
+        if r:
+            return r
+    r = read_msr(c, <uint32_t>c.regs[RCX], &v)
+    if r:
+        return r
+    c.regs[RAX] = <uint32_t>v
+    c.regs[RDX] = v >> 32
+    return OK
+
+cdef int h_wrmsr(Cpu* c, Insn* i) noexcept:
+    cdef int r
+    if need_cpl0(c):
+        return EXC
+    if c.intercept != NULL:
+        r = c.intercept(c, EV_MSR, <uint32_t>c.regs[RCX], 1)
+        if r:
+            return r
+    r = write_msr(c, <uint32_t>c.regs[RCX], (c.regs[RDX] << 32) | <uint32_t>c.regs[RAX])
+    if r:
+        return r
+    return REDECODE
+
+cdef int h_rdtsc(Cpu* c, Insn* i) noexcept:
+    """RDTSC: time is retired instructions (plus halted time); CR4.TSD restricts it to CPL 0."""
+    cdef uint64_t t
+    cdef int r
+    if (c.cr4 & 4) and c.cpl != 0 and (c.cr0 & 1):
+        return gp0(c)
+    r = sensitive(c, i, 0)
+    if r:
+        return r
+    t = c.icount + c.idle + c.tsc_offset
+    c.regs[RAX] = <uint32_t>t
+    c.regs[RDX] = t >> 32
+    if i.mnem == _RDTSCP:
+        c.regs[RCX] = <uint32_t>c.tsc_aux
+    return OK
+
+cdef int h_rdpmc(Cpu* c, Insn* i) noexcept:
+    """RDPMC: no performance counters are advertised (CPUID.0AH), so every index is invalid: #GP(0)."""
+    cdef int r
+    if not (c.cr4 & 0x100) and c.cpl != 0 and (c.cr0 & 1):
+        return gp0(c)
+    r = sensitive(c, i, 0)
+    if r:
+        return r
+    return gp0(c)
+
+cdef int h_rdrand(Cpu* c, Insn* i) noexcept:
+    """RDRAND/RDSEED: a deterministic xorshift generator; CF = 1 (a value is always ready)."""
+    cdef int r = sensitive(c, i, 0)
+    cdef uint64_t x
+    if r:
+        return r
+    x = c.rng_state if c.rng_state else 0x9E3779B97F4A7C15
+    x ^= x << 13
+    x ^= x >> 7
+    x ^= x << 17
+    c.rng_state = x
+    wr_reg(c, i.r0, i.osz, x)
+    flush_flags(c)
+    c.rflags = (c.rflags & ~(<uint64_t>F_ARITH)) | F_CF | 2
+    return OK
+
+cdef int h_pause(Cpu* c, Insn* i) noexcept:
+    return sensitive(c, i, 0)
+
+cdef int h_cache(Cpu* c, Insn* i) noexcept:
+    """WBINVD/INVD: CPL 0; caches are not modelled, so nothing else happens."""
+    if need_cpl0(c):
+        return EXC
+    return sensitive(c, i, 0)
+
+cdef int h_monitor(Cpu* c, Insn* i) noexcept:
+    if need_cpl0(c):
+        return EXC
+    if c.regs[RCX] >> 32 if c.mode64 else 0:
+        return gp0(c)
+    return sensitive(c, i, 0)
+
+cdef int h_mwait(Cpu* c, Insn* i) noexcept:
+    """MWAIT: a wake-up may happen at any time; this model wakes at once."""
+    if need_cpl0(c):
+        return EXC
+    if <uint32_t>c.regs[RCX] > 1:
+        return gp0(c)
+    return sensitive(c, i, 0)
+
+cdef int h_xsetbv(Cpu* c, Insn* i) noexcept:
+    """XSETBV: CPL 0, CR4.OSXSAVE, ECX = 0, bit 0 set, supported bits only, AVX needs SSE."""
+    cdef uint64_t v = (c.regs[RDX] << 32) | <uint32_t>c.regs[RAX]
+    cdef int r
+    if not (c.cr4 & (1 << 18)):
+        return ud(c)
+    if need_cpl0(c):
+        return EXC
+    r = sensitive(c, i, 0)
+    if r:
+        return r
+    if <uint32_t>c.regs[RCX] != 0 or not (v & 1) or (v & ~(<uint64_t>3)):
+        return gp0(c)
+    c.xcr0 = v
+    return OK
+
+cdef int h_xgetbv(Cpu* c, Insn* i) noexcept:
+    if not (c.cr4 & (1 << 18)):
+        return ud(c)
+    if <uint32_t>c.regs[RCX] != 0:
+        return gp0(c)
+    c.regs[RAX] = <uint32_t>c.xcr0
+    c.regs[RDX] = c.xcr0 >> 32
+    return OK
+
+# --- control and debug registers (SDM Vol. 3A 2.5, Vol. 2B MOV CR) ----------------------------
+
+cdef int write_cr(Cpu* c, int n, uint64_t v) noexcept:
+    cdef uint64_t old
+    cdef int lma
+    if n == 0:
+        old = c.cr0
+        if v >> 32:
+            return gp0(c)
+        v |= 0x10                                 # ET is fixed to 1
+        if (v >> 31) and not (v & 1):
+            return gp0(c)                         # PG without PE
+        if (v >> 29) & 1 and not (v >> 30) & 1:
+            return gp0(c)                         # NW without CD
+        if (v >> 31) and not (old >> 31) and (c.efer & 0x100):
+            if not (c.cr4 & 0x20):
+                return gp0(c)                     # IA-32e mode needs PAE
+            if (c.seg[CS].attr >> 13) & 1:
+                return gp0(c)                     # CS.L must be 0 when activating IA-32e mode
+        if not (v >> 31) and (old >> 31) and c.mode64:
+            return gp0(c)                         # paging cannot be disabled in 64-bit mode
+        if (v >> 31) and (c.cr4 & 0x20) and not (c.efer & 0x100) and \
+                ((v ^ old) & 0xE0000001):
+            if load_pdptes(c, c.cr3):
+                return EXC
+        if not (v >> 16) & 1 and (c.cr4 >> 23) & 1:
+            return gp0(c)                         # CET requires WP (not modelled: CR4.CET refused)
+        c.cr0 = v
+        if (v >> 31) and (c.efer & 0x100):
+            c.efer |= 0x400                       # LMA
+        elif not (v >> 31):
+            c.efer &= ~(<uint64_t>0x400)
+        if (old ^ v) & 0xE0010001:
+            update_paging_mode(c)
+        update_mode(c)
+        return OK
+    if n == 2:
+        c.cr2 = v
+        return OK
+    if n == 3:
+        if c.pg_mode >= PG_4L or (c.efer & 0x400):
+            if v & ~((<uint64_t>1 << MAXPHYADDR) - 1) & ~(<uint64_t>1 << 63 if c.cr4 & 0x20000 else 0):
+                return gp0(c)
+            v &= ~(<uint64_t>1 << 63)
+        if c.pg_mode == PG_PAE:
+            if load_pdptes(c, v):
+                return EXC
+        c.cr3 = v
+        tlb_flush(c, 1)                           # global translations survive (SDM 4.10.4.1)
+        return OK
+    if n == 4:
+        old = c.cr4
+        if v & ~c.cr4_valid:
+            return gp0(c)
+        if (c.efer & 0x400) and not (v & 0x20):
+            return gp0(c)                         # PAE cannot be cleared in IA-32e mode
+        if (c.efer & 0x400) and ((v ^ old) & 0x1000):
+            return gp0(c)                         # LA57 cannot change in IA-32e mode
+        if (v & 0x20000) and not (old & 0x20000) and ((c.cr3 & 0xFFF) or not (c.efer & 0x400)):
+            return gp0(c)                         # PCIDE needs IA-32e mode and PCID 0
+        if (v & 0x20) and (c.cr0 >> 31) and not (c.efer & 0x400) and ((v ^ old) & 0x000000B0):
+            if load_pdptes(c, c.cr3):
+                return EXC
+        c.cr4 = v
+        if (old ^ v) & 0x3000B0:                  # PSE PAE PGE LA57 SMEP SMAP
+            update_paging_mode(c)
+        return OK
+    if n == 8:
+        if v >> 4:
+            return gp0(c)
+        c.cr8 = v
+        return OK
+    return ud(c)
+
+cdef int h_mov_to_cr(Cpu* c, Insn* i) noexcept:
+    cdef int n = i.r0
+    cdef uint64_t v = rd_reg(c, i.r1, 8 if c.mode64 else 4)
+    cdef int r
+    if n not in (0, 2, 3, 4, 8):
+        return ud(c)
+    if need_cpl0(c):
+        return EXC
+    if c.intercept != NULL:
+        r = c.intercept(c, EV_CR, <uint64_t>n | 0x100, v)
+        if r:
+            return r
+    r = write_cr(c, n, v)
+    if r:
+        return r
+    return REDECODE
+
+cdef int h_mov_from_cr(Cpu* c, Insn* i) noexcept:
+    cdef int n = i.r1
+    cdef uint64_t v
+    cdef int r
+    if n not in (0, 2, 3, 4, 8):
+        return ud(c)
+    if need_cpl0(c):
+        return EXC
+    if c.intercept != NULL:
+        r = c.intercept(c, EV_CR, <uint64_t>n, 0)
+        if r:
+            return r
+    v = c.cr0 if n == 0 else c.cr2 if n == 2 else c.cr3 if n == 3 else c.cr4 if n == 4 else c.cr8
+    wr_reg(c, i.r0, 8 if c.mode64 else 4, v)
+    return OK
+
+cdef int dr_index(Cpu* c, int n) noexcept:
+    """DR4/DR5 alias DR6/DR7 unless CR4.DE is set, when they are #UD (SDM 18.2.2)."""
+    if n == 4 or n == 5:
+        if c.cr4 & 8:
+            return -1
+        return n + 2
+    if n > 7:
+        return -1
+    return n
+
+cdef int h_mov_dr(Cpu* c, Insn* i) noexcept:
+    cdef int to = i.mnem == _decode.MOV_TO_DR
+    cdef int n = dr_index(c, i.r0 if to else i.r1)
+    cdef uint64_t v
+    cdef int r
+    if n < 0:
+        return ud(c)
+    if need_cpl0(c):
+        return EXC
+    if (c.dr[7] >> 13) & 1:
+        c.dr6 |= 1 << 13                          # general detect (DR7.GD): #DB, BD set
+        c.dr[7] &= ~(<uint64_t>(1 << 13))
+        return raise_exc(c, DB_VEC, 0, 0)
+    r = sensitive(c, i, <uint64_t>n | (<uint64_t>to << 8))
+    if r:
+        return r
+    if to:
+        v = rd_reg(c, i.r1, 8 if c.mode64 else 4)
+        if n >= 6 and (v >> 32):
+            return gp0(c)
+        if n == 7 and (v & 0xFF):
+            (<object>c.owner)._unsupported("hardware breakpoints (MOV to DR7 enabling L0-L3/G0-G3)")
+            return STOP
+        if n == 6:
+            c.dr6 = (v & 0x1E00F) | 0xFFFF0FF0
+        elif n == 7:
+            c.dr[7] = (v & 0xFFFF2BFF) | 0x400
+        else:
+            c.dr[n] = v
+    else:
+        v = c.dr6 if n == 6 else (c.dr[7] | 0x400) if n == 7 else c.dr[n]
+        wr_reg(c, i.r0, 8 if c.mode64 else 4, v)
+    return OK
+
+cdef int h_clts(Cpu* c, Insn* i) noexcept:
+    cdef int r
+    if need_cpl0(c):
+        return EXC
+    r = sensitive(c, i, 0)
+    if r:
+        return r
+    c.cr0 &= ~(<uint64_t>8)
+    return OK
+
+cdef int h_lmsw(Cpu* c, Insn* i) noexcept:
+    """LMSW: loads CR0[3:0]; it can set PE but never clear it."""
+    cdef uint64_t v = 0
+    cdef int r
+    if need_cpl0(c):
+        return EXC
+    if rm_read(c, i, 2, &v):
+        return EXC
+    r = sensitive(c, i, v)
+    if r:
+        return r
+    v = (c.cr0 & ~(<uint64_t>0xE)) | (v & 0xF) | (c.cr0 & 1)
+    r = write_cr(c, 0, v)
+    return r if r else REDECODE
+
+cdef int h_smsw(Cpu* c, Insn* i) noexcept:
+    if (c.cr4 & 0x800) and c.cpl > 0:
+        return gp0(c)                              # UMIP
+    if i.k0 == K_REG:
+        wr_reg(c, i.r0, i.osz, c.cr0 & size_mask(i.osz))
+        return OK
+    return st(c, i.seg, ea_of(c, i), 2, c.cr0 & 0xFFFF)
+
+cdef int h_invlpg(Cpu* c, Insn* i) noexcept:
+    cdef int r
+    cdef uint64_t la
+    if need_cpl0(c):
+        return EXC
+    la = ea_of(c, i) + c.segbase[i.seg]
+    r = sensitive(c, i, la)
+    if r:
+        return r
+    tlb_flush_page(c, la)
+    return REDECODE
+
+cdef int h_invpcid(Cpu* c, Insn* i) noexcept:
+    """INVPCID types 0-3 (SDM Vol. 2A); this TLB is untagged by PCID, so every type flushes
+    at least what it must."""
+    cdef uint64_t kind = rd_reg(c, i.r0, 8 if c.mode64 else 4), pcid = 0, addr = 0
+    cdef uint64_t ea
+    cdef int r
+    if need_cpl0(c):
+        return EXC
+    ea = ea_of(c, i)
+    if ld(c, i.seg, ea, 8, &pcid) or ld(c, i.seg, ea + 8, 8, &addr):
+        return EXC
+    r = sensitive(c, i, kind)
+    if r:
+        return r
+    if kind > 3 or (pcid >> 12):
+        return gp0(c)
+    if kind == 0:
+        if not canonical(addr):
+            return gp0(c)
+        tlb_flush_page(c, addr)
+    else:
+        tlb_flush(c, kind == 1 or kind == 3)
+    return REDECODE
+
+cdef int h_swapgs(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t t
+    if not c.mode64:
+        return ud(c)
+    if need_cpl0(c):
+        return EXC
+    t = c.seg[GS].base
+    c.seg[GS].base = c.kernel_gs_base
+    c.kernel_gs_base = t
+    update_mode(c)
+    return OK
+
+# --- descriptor tables ------------------------------------------------------------------------
+
+cdef int h_lgdt(Cpu* c, Insn* i) noexcept:
+    """LGDT/LIDT m16&32 (m16&64 in 64-bit mode); a 16-bit operand keeps 24 base bits."""
+    cdef uint64_t ea, limit = 0, base = 0
+    cdef int r
+    if need_cpl0(c):
+        return EXC
+    ea = ea_of(c, i)
+    if ld(c, i.seg, ea, 2, &limit) or ld(c, i.seg, (ea + 2) & size_mask(i.asz), 8 if c.mode64 else 4, &base):
+        return EXC
+    if c.mode64 and not canonical(base):
+        return gp0(c)
+    if not c.mode64 and i.osz == 2:
+        base &= 0xFFFFFF
+    r = sensitive(c, i, 0)
+    if r:
+        return r
+    if i.mnem == _LGDT:
+        c.gdtr_base = base
+        c.gdtr_limit = <uint32_t>limit
+    else:
+        c.idtr_base = base
+        c.idtr_limit = <uint32_t>limit
+    return OK
+
+cdef int h_sgdt(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t ea
+    cdef int r
+    if (c.cr4 & 0x800) and c.cpl > 0:
+        return gp0(c)
+    r = sensitive(c, i, 0)
+    if r:
+        return r
+    ea = ea_of(c, i)
+    if i.mnem == _SGDT:
+        if st(c, i.seg, ea, 2, c.gdtr_limit) or st(c, i.seg, (ea + 2) & size_mask(i.asz), 8 if c.mode64 else 4, c.gdtr_base):
+            return EXC
+    else:
+        if st(c, i.seg, ea, 2, c.idtr_limit) or st(c, i.seg, (ea + 2) & size_mask(i.asz), 8 if c.mode64 else 4, c.idtr_base):
+            return EXC
+    return OK
+
+cdef int h_lldt_ltr(Cpu* c, Insn* i) noexcept:
+    """LLDT (type 2) and LTR (available TSS, type 1/9, which LTR marks busy) (SDM Vol. 2A)."""
+    cdef uint64_t sel = 0, lo = 0, hi = 0, gbase
+    cdef int is_tr = i.mnem == _LTR
+    cdef int t, r
+    cdef Seg s
+    if not (c.cr0 & 1) or (c.rflags & F_VM):
+        return ud(c)
+    if need_cpl0(c):
+        return EXC
+    if rm_read(c, i, 2, &sel):
+        return EXC
+    r = sensitive(c, i, sel)
+    if r:
+        return r
+    if (sel & 0xFFFC) == 0:
+        if is_tr:
+            return gp0(c)
+        c.seg[LDTR].sel = <uint16_t>sel
+        c.seg[LDTR].attr = 0x10000
+        return OK
+    if sel & 4:
+        return raise_exc(c, GP_VEC, 1, sel & 0xFFFC)
+    if read_descriptor(c, <uint16_t>sel, &lo, &hi, GP_VEC):
+        return EXC
+    t = (lo >> 40) & 0x1F
+    if is_tr:
+        if t != 0x09 and not (t == 0x01 and not (c.efer & 0x400)):
+            return raise_exc(c, GP_VEC, 1, sel & 0xFFFC)
+    elif t != 0x02:
+        return raise_exc(c, GP_VEC, 1, sel & 0xFFFC)
+    if not ((lo >> 47) & 1):
+        return raise_exc(c, NP_VEC, 1, sel & 0xFFFC)
+    if (c.efer & 0x400) and ((hi >> 40) & 0x1F):
+        return raise_exc(c, GP_VEC, 1, sel & 0xFFFC)
+    unpack_descriptor(lo, hi, &s, <uint16_t>sel)
+    if is_tr:
+        gbase = c.gdtr_base + (sel & 0xFFF8) + 5
+        if lin_write_slow(c, gbase, 1, ((lo >> 40) & 0xFF) | 2, ACC_W | ACC_SYS):
+            return EXC
+        s.attr |= 2
+        c.seg[TR] = s
+    else:
+        c.seg[LDTR] = s
+    return OK
+
+cdef int h_sldt_str(Cpu* c, Insn* i) noexcept:
+    cdef int r
+    if not (c.cr0 & 1) or (c.rflags & F_VM):
+        return ud(c)
+    if (c.cr4 & 0x800) and c.cpl > 0:
+        return gp0(c)
+    r = sensitive(c, i, 0)
+    if r:
+        return r
+    return rm_write16(c, i, c.seg[TR].sel if i.mnem == _STR else c.seg[LDTR].sel)
+
+# --- segment registers ------------------------------------------------------------------------
+
+cdef int h_mov_sreg(Cpu* c, Insn* i) noexcept:
+    """MOV Sreg, r/m16: MOV to CS is #UD; MOV to SS blocks interrupts for one instruction."""
+    cdef uint64_t v = 0
+    if i.r0 == CS:
+        return ud(c)
+    if i.k1 == K_REG:
+        v = rd_reg(c, i.r1, 2)
+    elif ld(c, i.seg, ea_of(c, i), 2, &v):
+        return EXC
+    if load_seg(c, i.r0, <uint16_t>v):
+        return EXC
+    if i.r0 == SS:
+        c.inhibit = 1
+        c.shadow_end = c.icount + 2
+        c.next_event = c.icount
+    return REDECODE
+
+cdef int h_mov_from_sreg(Cpu* c, Insn* i) noexcept:
+    return rm_write16(c, i, c.seg[i.r1].sel)
+
+cdef int h_load_far(Cpu* c, Insn* i) noexcept:
+    """LDS/LES/LFS/LGS/LSS r, m16:16/32/64."""
+    cdef uint64_t off = 0, sel = 0, ea = ea_of(c, i)
+    cdef int sreg
+    if ld(c, i.seg, ea, i.ssz, &off) or ld(c, i.seg, (ea + i.ssz) & size_mask(i.asz), 2, &sel):
+        return EXC
+    sreg = DS if i.mnem == _LDS else ES if i.mnem == _LES else FS if i.mnem == _LFS else \
+        GS if i.mnem == _LGS else SS
+    if load_seg(c, sreg, <uint16_t>sel):
+        return EXC
+    wr_reg(c, i.r0, i.osz, off)
+    return REDECODE
+
+# --- #UD and the virtualization instructions --------------------------------------------------
+
+cdef int h_ud(Cpu* c, Insn* i) noexcept:
+    return ud(c)
+
+cdef int h_virt(Cpu* c, Insn* i) noexcept:
+    """VMX and SVM instructions: behaviour comes from vmx/svm through the intercept hook; a
+    processor without them raises #UD (CPUID does not advertise them)."""
+    cdef int r
+    if c.intercept == NULL:
+        return ud(c)
+    r = c.intercept(c, EV_INSN, i.mnem, <uint64_t><void*>i)
+    if r:
+        return r
+    return REDECODE
+
+
+# --- state access for the Python face -----------------------------------------------------------
+
+cdef object get_named(Cpu* c, str name):
+    return {
+        "cr0": c.cr0, "cr2": c.cr2, "cr3": c.cr3, "cr4": c.cr4, "cr8": c.cr8, "efer": c.efer,
+        "dr6": c.dr6, "dr7": c.dr[7] | 0x400, "dr0": c.dr[0], "dr1": c.dr[1], "dr2": c.dr[2],
+        "dr3": c.dr[3], "xcr0": c.xcr0, "pat": c.pat, "tsc_offset": c.tsc_offset,
+        "kernel_gs_base": c.kernel_gs_base, "star": c.star, "lstar": c.lstar, "cstar": c.cstar,
+        "fmask": c.fmask, "cr4_valid": c.cr4_valid, "efer_valid": c.efer_valid,
+        "pg_mode": c.pg_mode, "nmi_blocked": c.nmi_blocked, "inhibit": c.inhibit,
+        "pdpte0": c.pdpte[0], "pdpte1": c.pdpte[1], "pdpte2": c.pdpte[2], "pdpte3": c.pdpte[3],
+    }[name]
+
+cdef void set_named_raw(Cpu* c, str name, uint64_t v):
+    if name == "cr0":
+        c.cr0 = v
+    elif name == "cr2":
+        c.cr2 = v
+    elif name == "cr3":
+        c.cr3 = v
+    elif name == "cr4":
+        c.cr4 = v
+    elif name == "cr8":
+        c.cr8 = v
+    elif name == "efer":
+        c.efer = v
+    elif name == "dr6":
+        c.dr6 = v
+    elif name == "dr7":
+        c.dr[7] = v
+    elif name == "xcr0":
+        c.xcr0 = v
+    elif name == "pat":
+        c.pat = v
+    elif name == "cr4_valid":
+        c.cr4_valid = v
+    elif name == "efer_valid":
+        c.efer_valid = v
+    elif name == "nmi_blocked":
+        c.nmi_blocked = <int>v
+    else:
+        raise KeyError(name)
+
+
+cdef uint16_t _RDTSCP, _LGDT, _SGDT, _LTR, _STR, _LDS, _LES, _LFS, _LGS
+
+cdef void register(handler_t* t) noexcept:
+    global _RDTSCP, _LGDT, _SGDT, _LTR, _STR, _LDS, _LES, _LFS, _LGS
+    M = _ix.Mnemonic
+    _RDTSCP, _LGDT, _SGDT, _LTR, _STR = M.RDTSCP, M.LGDT, M.SGDT, M.LTR, M.STR
+    _LDS, _LES, _LFS, _LGS = M.LDS, M.LES, M.LFS, M.LGS
+    table = {
+        "HLT": <long>h_hlt, "CLI": <long>h_cli, "STI": <long>h_sti, "IN": <long>h_in, "OUT": <long>h_out,
+        "CPUID": <long>h_cpuid, "RDMSR": <long>h_rdmsr, "WRMSR": <long>h_wrmsr,
+        "RDTSC": <long>h_rdtsc, "RDTSCP": <long>h_rdtsc, "RDPMC": <long>h_rdpmc,
+        "RDRAND": <long>h_rdrand, "RDSEED": <long>h_rdrand, "PAUSE": <long>h_pause,
+        "WBINVD": <long>h_cache, "INVD": <long>h_cache, "MONITOR": <long>h_monitor,
+        "MWAIT": <long>h_mwait, "XSETBV": <long>h_xsetbv, "XGETBV": <long>h_xgetbv,
+        "CLTS": <long>h_clts, "LMSW": <long>h_lmsw, "SMSW": <long>h_smsw,
+        "INVLPG": <long>h_invlpg, "INVPCID": <long>h_invpcid, "SWAPGS": <long>h_swapgs,
+        "LGDT": <long>h_lgdt, "LIDT": <long>h_lgdt, "SGDT": <long>h_sgdt, "SIDT": <long>h_sgdt,
+        "LLDT": <long>h_lldt_ltr, "LTR": <long>h_lldt_ltr, "SLDT": <long>h_sldt_str, "STR": <long>h_sldt_str,
+        "LDS": <long>h_load_far, "LES": <long>h_load_far, "LFS": <long>h_load_far,
+        "LGS": <long>h_load_far, "LSS": <long>h_load_far,
+        "UD0": <long>h_ud, "UD1": <long>h_ud, "UD2": <long>h_ud,
+    }
+    for name in ("VMXON", "VMXOFF", "VMCLEAR", "VMPTRLD", "VMPTRST", "VMREAD", "VMWRITE",
+                 "VMLAUNCH", "VMRESUME", "VMCALL", "VMFUNC", "INVEPT", "INVVPID", "VMRUN",
+                 "VMLOAD", "VMSAVE", "STGI", "CLGI", "SKINIT", "INVLPGA", "VMMCALL", "GETSEC"):
+        table[name] = <long>h_virt
+    for name, fn in table.items():
+        t[getattr(M, name)] = <handler_t><long>fn
+    t[_decode.MOV_TO_CR] = h_mov_to_cr
+    t[_decode.MOV_FROM_CR] = h_mov_from_cr
+    t[_decode.MOV_TO_DR] = h_mov_dr
+    t[_decode.MOV_FROM_DR] = h_mov_dr
+    t[_decode.MOV_SREG] = h_mov_sreg
+    t[_decode.MOV_FROM_SREG] = h_mov_from_sreg
