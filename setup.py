@@ -3,7 +3,7 @@ from setuptools import Extension, setup
 from Cython.Build import cythonize
 
 # One list: every compiled module of the processor core.
-CORE = ["_mem", "_exec", "_intr", "_seg", "_ops_alu", "_ops_ctl", "_ops_str", "_ops_sys"]
+CORE = ["_mem", "_exec", "_intr", "_seg", "_ops_alu", "_ops_ctl", "_ops_str", "_ops_sys", "_ops_fast"]
 
 DIRECTIVES = {
     "language_level": 3,

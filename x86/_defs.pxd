@@ -3,6 +3,9 @@
 # inline helpers here are on the per-instruction path and must inline.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, int32_t, uintptr_t, intptr_t
 
+cdef extern from "stdint.h":
+    const uint64_t U64_MAX "UINT64_MAX"     # a C constant: Cython would box the literal
+
 # --- status codes returned by every handler and memory access -------------
 cdef enum:
     OK = 0
@@ -272,7 +275,7 @@ ctypedef struct Cpu:
 
 cdef inline uint64_t size_mask(int size) noexcept nogil:
     if size >= 8:
-        return 0xFFFFFFFFFFFFFFFF
+        return U64_MAX
     return (<uint64_t>1 << (size * 8)) - 1
 
 cdef inline uint64_t sign_bit(int size) noexcept nogil:

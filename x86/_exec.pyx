@@ -9,7 +9,7 @@ from x86._mem cimport (translate, tlb_flush, tlb_drop_writes_to, phys_read, phys
                        lin_read_bytes, update_paging_mode, load_pdptes)
 from x86._seg cimport update_mode
 from x86._intr cimport deliver_event, deliver_pending_exception
-from x86 cimport _ops_alu, _ops_ctl, _ops_str, _ops_sys
+from x86 cimport _ops_alu, _ops_ctl, _ops_str, _ops_sys, _ops_fast
 
 from x86 import decode as _decode
 
@@ -23,12 +23,25 @@ ctypedef struct Block:
     uint32_t mode
     uint32_t n
     Insn* insns
+    # chaining: the blocks that followed this one, valid while `gen` equals Core.chain_gen
+    # (bumped by anything that may change what a RIP maps to: TLB flushes, mode and CPL
+    # changes, event delivery, code invalidation)
+    uint64_t gen
+    uint64_t next_rip[2]
+    void* next[2]
+    int next_slot
 
 cdef enum:
     BC_N = 4096
     MAX_MEMORY_SHIFT = 39     # MAXPHYADDR: RAM cannot exceed the physical address space
 
 cdef handler_t HANDLERS[2048]
+# specialized bodies by operand form (_ops_fast): reg,reg / reg,imm / reg / reg,mem / mem,reg
+cdef handler_t FAST_RR[2048]
+cdef handler_t FAST_RI[2048]
+cdef handler_t FAST_R[2048]
+cdef handler_t FAST_RM[2048]
+cdef handler_t FAST_MR[2048]
 cdef int _tables_ready = 0
 
 
@@ -54,6 +67,13 @@ cdef void init_tables() noexcept:
     _ops_ctl.register(HANDLERS)
     _ops_str.register(HANDLERS)
     _ops_sys.register(HANDLERS)
+    for k in range(2048):
+        FAST_RR[k] = NULL
+        FAST_RI[k] = NULL
+        FAST_R[k] = NULL
+        FAST_RM[k] = NULL
+        FAST_MR[k] = NULL
+    _ops_fast.register(FAST_RR, FAST_RI, FAST_R, FAST_RM, FAST_MR)
     HANDLERS[_decode.INVALID] = h_invalid
     HANDLERS[_decode.UNMODELLED] = h_unmodelled
     _tables_ready = 1
@@ -83,6 +103,9 @@ cdef class Core:
     cdef public object console        # bytearray of port 0xE9 output
     cdef public object hook           # Python intercept object (vmx/svm), or None
     cdef public object intr_controller  # local APIC: acknowledge(), timer_fired()
+    cdef public uint64_t slow_lookups  # block-cache misses (statistics)
+    cdef uint64_t chain_gen
+    cdef public bint generic_only     # decode every instruction to its general handler (tests)
     cdef uint64_t memory_size
 
     def __cinit__(self, uint64_t memory_size=256 << 20, *args, **kwargs):
@@ -105,10 +128,10 @@ cdef class Core:
         self.c.dirty_pages = <uint8_t*>calloc(nbits // 8 + 1, 1)
         self.c.owner = <void*>self
         self.c.code_write = on_code_write
-        self.c.mmio_lo = 0xFFFFFFFFFFFFFFFF
-        self.c.timer_deadline = 0xFFFFFFFFFFFFFFFF
-        self.c.hard_limit = 0xFFFFFFFFFFFFFFFF
-        self.c.run_limit = 0xFFFFFFFFFFFFFFFF
+        self.c.mmio_lo = U64_MAX
+        self.c.timer_deadline = U64_MAX
+        self.c.hard_limit = U64_MAX
+        self.c.run_limit = U64_MAX
         self.c.delivering = -1
         self.scratch.insns = self.scratch_insn
         self.blocks = {}
@@ -164,28 +187,42 @@ cdef class Core:
                     self.bcache[self._hash(b.pa, b.mode)] = NULL
                 self.graveyard.append(a)
         self.c.block_dirty = 1
+        self.chain_gen += 1
 
     cdef inline int _hash(self, uint64_t pa, uint32_t mode) noexcept:
-        return <int>(((pa >> 1) ^ (pa >> 13) ^ (mode << 11)) & (BC_N - 1))
+        # every byte of a page gets its own slot; pages and modes are spread by multiplication
+        return <int>((pa + (pa >> 12) * 0x9E5 + <uint64_t>mode * 0x5A3) & (BC_N - 1))
 
     cdef int _fill(self, Insn* ins, tuple rec) except -1:
+        cdef handler_t fast
         (ins.mnem, ins.code, ins.len, ins.osz, ins.ssz, ins.asz, ins.k0, ins.k1, ins.k2, ins.r0,
          ins.r1, ins.r2, ins.base, ins.index, ins.scale, ins.seg, ins.cond, ins.pfx, ins.nops,
          disp, ins.imm, ins.imm2, _) = rec
         ins.disp = <int64_t><uint64_t>disp
         ins.fn = HANDLERS[ins.mnem] if ins.mnem < 2048 else h_unmodelled
+        if ins.mnem < 2048 and not self.generic_only and not (ins.pfx & P_LOCK):
+            fast = NULL
+            if ins.nops == 2 and ins.k0 == K_REG and ins.k1 == K_REG and ins.ssz == ins.osz:
+                fast = FAST_RR[ins.mnem]
+            elif ins.nops == 2 and ins.k0 == K_REG and ins.k1 == K_IMM:
+                fast = FAST_RI[ins.mnem]
+            elif ins.nops == 1 and ins.k0 == K_REG:
+                fast = FAST_R[ins.mnem]
+            elif ins.nops == 2 and ins.k0 == K_REG and ins.k1 == K_MEM and ins.ssz == ins.osz:
+                fast = FAST_RM[ins.mnem]
+            elif ins.nops == 2 and ins.k0 == K_MEM and ins.k1 == K_REG and ins.ssz == ins.osz:
+                fast = FAST_MR[ins.mnem]
+            if fast != NULL:
+                ins.fn = fast
         return 0
 
-    cdef Block* _lookup(self, int* status):
-        """The block at CS:RIP: translate the fetch, then the block cache, then decode."""
+    cdef inline Block* _lookup(self, int* status):
+        """The block at CS:RIP: translate the fetch through the TLB, then the block cache."""
         cdef Cpu* c = &self.c
-        cdef uint64_t la, pa, page_end
+        cdef uint64_t la, pa
         cdef TlbEntry* e
-        cdef int st, mode = mode_index(c), k, n
+        cdef int st, mode
         cdef Block* b
-        cdef uintptr_t a
-        cdef uint8_t* host
-        cdef uint8_t buf[32]
         la = c.rip + c.segbase[CS]
         if c.seg_checks:
             if c.rip > c.seg[CS].limit:
@@ -200,9 +237,22 @@ cdef class Core:
             if st:
                 status[0] = st
                 return NULL
+        mode = mode_index(c)
         b = self.bcache[self._hash(pa, mode)]
         if b != NULL and b.pa == pa and b.mode == <uint32_t>mode:
             return b
+        return self._lookup_slow(la, pa, status)
+
+    cdef Block* _lookup_slow(self, uint64_t la, uint64_t pa, int* status):
+        """Block cache miss: the dictionary of decoded blocks, else decode the page from pa."""
+        cdef Cpu* c = &self.c
+        cdef uint64_t page_end
+        cdef int st, mode = mode_index(c), k, n
+        cdef Block* b
+        cdef uintptr_t a
+        cdef uint8_t* host
+        cdef uint8_t buf[32]
+        self.slow_lookups += 1
         key = (pa << 2) | mode
         a = self.blocks.get(key, 0)
         if a:
@@ -221,6 +271,10 @@ cdef class Core:
                 b.pa = pa
                 b.mode = mode
                 b.n = n
+                b.gen = 0
+                b.next[0] = NULL
+                b.next[1] = NULL
+                b.next_slot = 0
                 for k in range(n):
                     self._fill(&b.insns[k], recs[k])
                 self.blocks[key] = <uintptr_t>b
@@ -258,6 +312,7 @@ cdef class Core:
         self.scratch.n = 1
         self.scratch.pa = pa
         self.scratch.mode = mode
+        self.scratch.gen = U64_MAX     # never chained: it is rewritten each time
         return &self.scratch
 
     # --- the loop -----------------------------------------------------------------------
@@ -328,6 +383,8 @@ cdef class Core:
         cdef int k, b
         ctl = self.intr_controller
         if ctl is not None:
+            for k in range(8):
+                self.c.irr[k] = 0          # the controller re-asserts the line if more is pending
             return ctl.acknowledge()
         for k in range(7, -1, -1):
             if self.c.irr[k]:
@@ -338,7 +395,7 @@ cdef class Core:
         return -1
 
     def _timer_fired(self):
-        self.c.timer_deadline = 0xFFFFFFFFFFFFFFFF
+        self.c.timer_deadline = U64_MAX
         ctl = self.intr_controller
         if ctl is not None:
             try:
@@ -349,10 +406,14 @@ cdef class Core:
     cdef int _execute(self):
         cdef Cpu* c = &self.c
         cdef Block* b
+        cdef Block* prev = NULL
         cdef Insn* ins
         cdef int st = 0, k, n
+        self.chain_gen += 1
         while True:
             if c.icount >= c.next_event or c.exit_request:
+                self.chain_gen += 1
+                prev = NULL
                 st = self._events()
                 if st:
                     return st
@@ -363,15 +424,33 @@ cdef class Core:
                 continue
             if self.graveyard:
                 self._free_graveyard()
-            b = self._lookup(&st)
+            b = NULL
+            if prev != NULL and prev.gen == self.chain_gen:
+                if prev.next_rip[0] == c.rip:
+                    b = <Block*>prev.next[0]
+                elif prev.next_rip[1] == c.rip:
+                    b = <Block*>prev.next[1]
             if b == NULL:
-                if st == EXC:
-                    c.rip_start = c.rip
-                    st = deliver_pending_exception(c)
-                    if st:
-                        return st
-                    continue
-                return st
+                b = self._lookup(&st)
+                if b == NULL:
+                    prev = NULL
+                    if st == EXC:
+                        self.chain_gen += 1
+                        c.rip_start = c.rip
+                        st = deliver_pending_exception(c)
+                        if st:
+                            return st
+                        continue
+                    return st
+                if prev != NULL and b.gen != U64_MAX:
+                    if prev.gen != self.chain_gen:
+                        prev.gen = self.chain_gen
+                        prev.next[0] = NULL
+                        prev.next[1] = NULL
+                        prev.next_rip[0] = prev.next_rip[1] = U64_MAX
+                    prev.next[prev.next_slot] = <void*>b
+                    prev.next_rip[prev.next_slot] = c.rip
+                    prev.next_slot ^= 1
             c.block_dirty = 0
             n = b.n
             k = 0
@@ -386,7 +465,12 @@ cdef class Core:
                 k += 1
                 if c.icount >= c.next_event or c.block_dirty:
                     break
+            if st == 0 and k == n and not c.block_dirty and b.gen != U64_MAX:
+                prev = b
+                continue
+            prev = NULL
             if st:
+                self.chain_gen += 1
                 if st == EXC:
                     if c.exc_trap:
                         c.icount += 1
@@ -410,7 +494,7 @@ cdef class Core:
             c.halted = 0
             c.next_event = c.icount
             return OK
-        if (c.rflags & F_IF) and c.timer_deadline != 0xFFFFFFFFFFFFFFFF:
+        if (c.rflags & F_IF) and c.timer_deadline != U64_MAX:
             if c.timer_deadline > c.icount + c.idle:
                 c.idle = c.timer_deadline - c.icount
             c.next_event = c.icount
@@ -421,13 +505,14 @@ cdef class Core:
                 c.halted = 0
             return OK
         c.stop_reason = STOP_HLT
+        c.halted = 0        # the run ends here; a later run() continues after the HLT
         return STOP
 
     def run(self, max_instructions=None):
         """Execute until a stop; returns (reason code, status)."""
         cdef Cpu* c = &self.c
         cdef int st
-        c.run_limit = 0xFFFFFFFFFFFFFFFF if max_instructions is None else c.icount + <uint64_t>max_instructions
+        c.run_limit = U64_MAX if max_instructions is None else c.icount + <uint64_t>max_instructions
         c.stop_reason = STOP_NONE
         c.exit_request = 0
         c.next_event = c.icount

@@ -197,13 +197,23 @@ cdef int deliver_protected(Cpu* c, int vector, int kind, int has_error, uint32_t
 
 
 cdef int deliver_event(Cpu* c, int vector, int kind, int has_error, uint32_t error) noexcept:
+    return deliver_event_at(c, vector, kind, has_error, error, c.rip)
+
+
+cdef int deliver_event_at(Cpu* c, int vector, int kind, int has_error, uint32_t error,
+                          uint64_t restart_rip) noexcept:
     """Deliver one event, applying the double-fault rules to exceptions raised while delivering.
+    An exception raised while delivering is a fault: its saved RIP is `restart_rip` (for INT n,
+    INT3, INTO and INT1 that is the instruction itself, SDM 6.5 and 6.12.1.1).
 
     SDM 6.15 Table 6-5: benign then anything -> the second is handled serially; contributory
     then contributory -> #DF; page fault then contributory or page fault -> #DF; a
     contributory or page fault while delivering #DF -> triple fault (shutdown)."""
     cdef int st, first, second, depth = 0
-    cdef uint64_t saved_rip = c.rip
+    cdef uint64_t saved_rip = restart_rip
+    # an event ends the instruction (a fault: it did not complete) and clears TF: no
+    # single-step trap is left pending for it (SDM 17.3.1.4, 6.12.1.3)
+    c.tf_armed = 0
     while True:
         if c.intercept != NULL and (kind == DK_EXCEPTION or kind == DK_SOFT_EXC or kind == DK_NMI):
             st = c.intercept(c, EV_EXCEPTION, vector, error if has_error else 0xFFFFFFFF)
@@ -247,6 +257,7 @@ cdef int deliver_pending_exception(Cpu* c) noexcept:
         kind = DK_PRIV_SOFT
     if not c.exc_trap:
         c.rip = c.rip_start
-    if c.exc_vector == DB_VEC and not c.exc_trap:
-        pass
-    return deliver_event(c, c.exc_vector, kind, c.exc_has_error, c.exc_error)
+    if kind != DK_EXCEPTION:
+        # a software interrupt whose delivery faults reports the INT instruction itself
+        return deliver_event_at(c, c.exc_vector, kind, c.exc_has_error, c.exc_error, c.rip_start)
+    return deliver_event_at(c, c.exc_vector, kind, c.exc_has_error, c.exc_error, c.rip)

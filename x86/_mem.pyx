@@ -190,7 +190,7 @@ cdef int finish(Cpu* c, uint64_t la, int acc, uint32_t err, int user, int us, in
     cdef int kind = acc & 3
     cdef int wp = (c.cr0 >> 16) & 1
     cdef int smap_block = 0
-    cdef int i, st
+    cdef int i, st, shift
     err |= 1   # from here on, a fault is a protection violation
     if user:
         if not us:
@@ -219,10 +219,28 @@ cdef int finish(Cpu* c, uint64_t la, int acc, uint32_t err, int user, int us, in
         if st:
             return st
     pa_out[0] = pa
+    # the page size, from how many entries the walk used (4.3, 4.4, 4.5): 32-bit paging has two
+    # 10-bit levels, PAE two 9-bit levels below the PDPTE registers, 4/5-level paging 4 or 5
+    if c.pg_mode == PG_32:
+        shift = 12 + 10 * (2 - n)
+    elif c.pg_mode == PG_PAE:
+        shift = 12 + 9 * (2 - n)
+    else:
+        shift = 12 + 9 * ((5 if c.pg_mode == PG_5L else 4) - n)
+    # G counts only with CR4.PGE (4.10.2.4); both operands are 0/1 so `and` yields a 0/1 flag
     flags_out[0] = (<uint32_t>us) | (<uint32_t>rw << 1) | (<uint32_t>(not xd) << 2) \
-        | (<uint32_t>(((leaf >> 8) & 1) and (c.cr4 & 0x80)) << 3) \
-        | (<uint32_t>(kind == ACC_W or (leaf & 0x40) != 0) << 4)
+        | (<uint32_t>(((leaf >> 8) & 1) and ((c.cr4 >> 7) & 1)) << 3) \
+        | (<uint32_t>(kind == ACC_W or (leaf & 0x40) != 0) << 4) \
+        | (<uint32_t>shift << TLBF_SHIFT_POS)
     return OK
+
+
+# TlbEntry.flags bits 15:8 hold log2 of the size of the page the entry belongs to (12, 21, 22,
+# 30), so that INVLPG can drop every 4-KByte piece of a large page (SDM 4.10.4.1)
+cdef enum:
+    TLBF_SHIFT_POS = 8
+
+cdef int large_cached = 0      # some TLB, of some CPU, may hold a piece of a large page
 
 
 cdef int translate(Cpu* c, uint64_t la, int acc, uint64_t* pa, int fill) noexcept:
@@ -233,6 +251,7 @@ cdef int translate(Cpu* c, uint64_t la, int acc, uint64_t* pa, int fill) noexcep
     cdef TlbEntry* e
     cdef uint8_t* host
     cdef int sup_user_smap
+    global large_cached
     if c.pg_mode == PG_NONE:
         pa[0] = la
     else:
@@ -270,7 +289,9 @@ cdef int translate(Cpu* c, uint64_t la, int acc, uint64_t* pa, int fill) noexcep
         e.tag_x = TLB_INVALID
     e.addend = <intptr_t>(<uintptr_t>host) - <intptr_t>(la & ~(<uint64_t>0xFFF))
     e.pa = page
-    e.flags = TLBF_GLOBAL if (fl & 8) else 0
+    e.flags = (TLBF_GLOBAL if (fl & 8) else 0) | (fl & (<uint32_t>0xFF << TLBF_SHIFT_POS))
+    if (fl >> TLBF_SHIFT_POS) & 0xFF > 12:
+        large_cached = 1
     if kind == ACC_X:
         e.tag_x = la & ~(<uint64_t>0xFFF)
     else:
@@ -299,8 +320,23 @@ cdef void tlb_flush(Cpu* c, int keep_global) noexcept:
 
 
 cdef void tlb_flush_page(Cpu* c, uint64_t la) noexcept:
-    cdef int u
+    """INVLPG: the entries for the page containing la; when that page is larger than 4 KBytes,
+    every entry cached for it ("the instruction invalidates all of them", SDM 4.10.4.1)."""
+    cdef int u, i, shift
     cdef TlbEntry* e
+    cdef uint64_t tag
+    if large_cached:
+        for u in range(2):
+            for i in range(TLB_N):
+                e = &c.tlb[u][i]
+                shift = (e.flags >> TLBF_SHIFT_POS) & 0xFF
+                if shift <= 12 or shift > 63:
+                    continue
+                tag = e.tag_r if e.tag_r != TLB_INVALID else e.tag_x if e.tag_x != TLB_INVALID else e.tag_w
+                if tag != TLB_INVALID and (tag >> shift) == (la >> shift):
+                    e.tag_r = TLB_INVALID
+                    e.tag_w = TLB_INVALID
+                    e.tag_x = TLB_INVALID
     for u in range(2):
         e = &c.tlb[u][(la >> 12) & (TLB_N - 1)]
         if e.tag_r == (la & ~(<uint64_t>0xFFF)) or e.tag_w == (la & ~(<uint64_t>0xFFF)) \

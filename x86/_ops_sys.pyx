@@ -2,6 +2,7 @@
 # system instructions). Each sensitive instruction first offers itself to the intercept hook
 # ("may this exit?"), which vmx and svm install; without a hook it executes as bare metal.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from libc.string cimport memset
 from x86._defs cimport *
 from x86._mem cimport (ea_of, ld, st, tlb_flush, tlb_flush_page, update_paging_mode, load_pdptes,
                        lin_read_slow, lin_write_slow)
@@ -453,6 +454,15 @@ cdef int write_cr(Cpu* c, int n, uint64_t v) noexcept:
         if v >> 4:
             return gp0(c)
         c.cr8 = v
+        # the TPR changed: an interrupt it held back may now be deliverable (SDM 11.8.6)
+        ctl = getattr(<object>c.owner, "intr_controller", None)
+        if ctl is not None:
+            try:
+                ctl._sync()
+            except BaseException as e:
+                (<object>c.owner)._defer_error(e)
+                return PYERR
+        c.next_event = c.icount
         return OK
     return ud(c)
 
@@ -806,6 +816,13 @@ cdef void set_named_raw(Cpu* c, str name, uint64_t v):
         c.efer_valid = v
     elif name == "nmi_blocked":
         c.nmi_blocked = <int>v
+    elif name == "intr_line":
+        # the interrupt controller's output: v = the vector it would deliver now, 0 for none
+        # (a vector masked by the TPR/PPR must neither be taken nor wake HLT, SDM 11.8.3.1)
+        memset(c.irr, 0, sizeof(c.irr))
+        if v:
+            c.irr[(v >> 5) & 7] |= 1u << (v & 31)
+            c.next_event = c.icount
     else:
         raise KeyError(name)
 

@@ -53,8 +53,11 @@ class LocalApic:
         return v if (v >> 4) > (self.ppr >> 4) else -1
 
     def _sync(self):
-        if self.irr:
-            self.cpu.request_interrupt(self.irr.bit_length() - 1)
+        """Drive the processor's INTR line: asserted (with the vector) while a vector beats the
+        processor priority, deasserted otherwise, so that an IRR vector held back by TPR or ISR
+        neither interrupts nor wakes HLT (11.8.3.1)."""
+        v = self._deliverable()
+        self.cpu.set_sys_raw("intr_line", v if v > 0 else 0)
 
     def request(self, vector: int) -> None:
         self.irr |= 1 << vector
@@ -68,6 +71,7 @@ class LocalApic:
             return -1
         self.irr &= ~(1 << v)
         self.isr |= 1 << v
+        self._sync()
         return v
 
     def timer_fired(self) -> None:

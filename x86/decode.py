@@ -157,7 +157,9 @@ def convert(ins: ix.Instruction, raw: bytes, bits: int) -> tuple:
                 if ins.memory_base != _R.NONE:
                     base, w = ADDR_REGS[ins.memory_base]
                     asz = w
-                if ins.memory_index != _R.NONE:
+                if ins.memory_index == _R.AL:
+                    pass     # XLAT: [rBX + AL], computed by its handler (SDM Vol. 2B XLAT)
+                elif ins.memory_index != _R.NONE:
                     index, w = ADDR_REGS[ins.memory_index]
                     asz = w
                     scale = {1: 0, 2: 1, 4: 2, 8: 3}[ins.memory_index_scale]

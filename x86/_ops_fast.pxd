@@ -1,0 +1,2 @@
+from x86._defs cimport handler_t
+cdef void register(handler_t* rr, handler_t* ri, handler_t* r1, handler_t* rm, handler_t* mr) noexcept
