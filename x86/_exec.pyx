@@ -42,6 +42,10 @@ cdef handler_t FAST_RI[2048]
 cdef handler_t FAST_R[2048]
 cdef handler_t FAST_RM[2048]
 cdef handler_t FAST_MR[2048]
+# 64-bit operand size in 64-bit mode: one register, one immediate (branches), no operand
+cdef handler_t FAST64_R[2048]
+cdef handler_t FAST64_I[2048]
+cdef handler_t FAST64_0[2048]
 cdef int _tables_ready = 0
 
 
@@ -73,7 +77,11 @@ cdef void init_tables() noexcept:
         FAST_R[k] = NULL
         FAST_RM[k] = NULL
         FAST_MR[k] = NULL
+        FAST64_R[k] = NULL
+        FAST64_I[k] = NULL
+        FAST64_0[k] = NULL
     _ops_fast.register(FAST_RR, FAST_RI, FAST_R, FAST_RM, FAST_MR)
+    _ops_fast.register_64(FAST64_R, FAST64_I, FAST64_0)
     HANDLERS[_decode.INVALID] = h_invalid
     HANDLERS[_decode.UNMODELLED] = h_unmodelled
     _tables_ready = 1
@@ -212,6 +220,13 @@ cdef class Core:
                 fast = FAST_RM[ins.mnem]
             elif ins.nops == 2 and ins.k0 == K_MEM and ins.k1 == K_REG and ins.ssz == ins.osz:
                 fast = FAST_MR[ins.mnem]
+            if ins.osz == 8 and self.c.code_bits == 64:
+                if ins.nops == 1 and ins.k0 == K_REG and FAST64_R[ins.mnem] != NULL:
+                    fast = FAST64_R[ins.mnem]
+                elif ins.nops == 1 and ins.k0 == K_IMM and FAST64_I[ins.mnem] != NULL:
+                    fast = FAST64_I[ins.mnem]
+                elif ins.nops == 0 and FAST64_0[ins.mnem] != NULL:
+                    fast = FAST64_0[ins.mnem]
             if fast != NULL:
                 ins.fn = fast
         return 0

@@ -8,14 +8,69 @@ import iced_x86 as _ix
 
 cdef extern from *:
     """
+    #include <stdint.h>
     typedef unsigned __int128 u128;
     typedef __int128 i128;
-    static inline int hv_popcount(unsigned long long v) { return __builtin_popcountll(v); }
-    static inline int hv_ctz(unsigned long long v) { return __builtin_ctzll(v); }
-    static inline int hv_clz(unsigned long long v) { return __builtin_clzll(v); }
+    static inline uint64_t hv_mask(int size) {
+        return size >= 8 ? ~(uint64_t)0 : (((uint64_t)1 << (size * 8)) - 1);
+    }
+    static inline int64_t hv_sext(uint64_t v, int size) {
+        int sh = 64 - size * 8;
+        return sh ? (int64_t)(v << sh) >> sh : (int64_t)v;
+    }
+    /* unsigned size x size -> 2*size bits, split at `size` */
+    static inline void hv_mul(uint64_t a, uint64_t b, int size,
+                              uint64_t *lo, uint64_t *hi) {
+        u128 p = (u128)(a & hv_mask(size)) * (u128)(b & hv_mask(size));
+        *lo = (uint64_t)p & hv_mask(size);
+        *hi = (uint64_t)(p >> (size * 8)) & hv_mask(size);
+    }
+    /* signed multiply; returns 1 when the product does not fit `size` (CF = OF = 1) */
+    static inline int hv_imul(uint64_t a, uint64_t b, int size,
+                              uint64_t *lo, uint64_t *hi) {
+        i128 p = (i128)hv_sext(a, size) * (i128)hv_sext(b, size);
+        *lo = (uint64_t)p & hv_mask(size);
+        *hi = (uint64_t)((u128)p >> (size * 8)) & hv_mask(size);
+        return (i128)hv_sext(*lo, size) != p;
+    }
+    /* (hi:lo) / d; returns 1 for #DE (zero divisor, quotient too wide) */
+    static inline int hv_div(uint64_t hi, uint64_t lo, uint64_t d,
+                             int size, uint64_t *q, uint64_t *r) {
+        u128 n = ((u128)(hi & hv_mask(size)) << (size * 8)) | (lo & hv_mask(size));
+        u128 qq;
+        if (d == 0) return 1;
+        qq = n / d;
+        if (qq > (u128)hv_mask(size)) return 1;
+        *q = (uint64_t)qq;
+        *r = (uint64_t)(n % d);
+        return 0;
+    }
+    static inline int hv_idiv(uint64_t hi, uint64_t lo, uint64_t d,
+                              int size, uint64_t *q, uint64_t *r) {
+        u128 un = ((u128)(hi & hv_mask(size)) << (size * 8)) | (lo & hv_mask(size));
+        i128 n, dd = hv_sext(d, size), qq, lim = (i128)1 << (size * 8 - 1);
+        if (size < 8) {   /* sign-extend the 2*size-bit dividend */
+            int sh = 128 - size * 16;
+            n = (i128)(un << sh) >> sh;
+        } else {
+            n = (i128)un;
+        }
+        if (dd == 0) return 1;
+        if (size == 8 && dd == -1 && un == ((u128)1 << 127)) return 1;
+        qq = n / dd;
+        if (qq >= lim || qq < -lim) return 1;
+        *q = (uint64_t)qq & hv_mask(size);
+        *r = (uint64_t)(n - qq * dd) & hv_mask(size);
+        return 0;
+    }
+    static inline int hv_popcount(uint64_t v) { return __builtin_popcountll(v); }
+    static inline int hv_ctz(uint64_t v) { return __builtin_ctzll(v); }
+    static inline int hv_clz(uint64_t v) { return __builtin_clzll(v); }
     """
-    ctypedef unsigned long long u128
-    ctypedef long long i128
+    void hv_mul(uint64_t a, uint64_t b, int size, uint64_t* lo, uint64_t* hi) nogil
+    int hv_imul(uint64_t a, uint64_t b, int size, uint64_t* lo, uint64_t* hi) nogil
+    int hv_div(uint64_t hi, uint64_t lo, uint64_t d, int size, uint64_t* q, uint64_t* r) nogil
+    int hv_idiv(uint64_t hi, uint64_t lo, uint64_t d, int size, uint64_t* q, uint64_t* r) nogil
     int hv_popcount(unsigned long long v) nogil
     int hv_ctz(unsigned long long v) nogil
     int hv_clz(unsigned long long v) nogil
@@ -262,10 +317,14 @@ cdef int h_xadd(Cpu* c, Insn* i) noexcept:
     cdef uint64_t d = 0, ea = 0, s = rd_reg(c, i.r1, i.osz)
     if dst_load(c, i, &d, &ea):
         return EXC
-    if dst_store(c, i, ea, d + s):
+    # "TEMP <- SRC + DEST; SRC <- DEST; DEST <- TEMP": the destination is written last, so
+    # XADD r, r on one register leaves the sum (SDM Vol. 2B XADD, Operation)
+    if i.k0 == K_MEM and dst_store(c, i, ea, d + s):
         return EXC
-    set_lazy(c, LF_ADD, i.osz, d, s, d + s)
     wr_reg(c, i.r1, i.osz, d)
+    if i.k0 == K_REG:
+        wr_reg(c, i.r0, i.osz, d + s)
+    set_lazy(c, LF_ADD, i.osz, d, s, d + s)
     return OK
 
 cdef int h_bswap(Cpu* c, Insn* i) noexcept:
@@ -359,6 +418,13 @@ cdef inline int shift_count(Cpu* c, Insn* i) noexcept:
         n = c.regs[RCX]
     return <int>(n & (0x3F if i.osz == 8 else 0x1F))
 
+cdef inline int no_shift(Cpu* c, Insn* i, uint64_t a) noexcept nogil:
+    """A count of 0 changes no flags, but a 32-bit register destination is still written, so its
+    upper half is cleared (SDM Vol. 1 3.4.1.1; as processors do for SHL r32, 0)."""
+    if i.k0 == K_REG and i.osz == 4:
+        wr_reg(c, i.r0, 4, a)
+    return OK
+
 cdef int h_shift(Cpu* c, Insn* i) noexcept:
     """SHL/SAL/SHR/SAR: a masked count of 0 changes no flags; OF is defined for a count of 1
     and left as the 1-bit rule gives for larger counts (undefined in the SDM)."""
@@ -368,7 +434,7 @@ cdef int h_shift(Cpu* c, Insn* i) noexcept:
     if dst_load(c, i, &a, &ea):
         return EXC
     if n == 0:
-        return OK
+        return no_shift(c, i, a)
     a &= m
     if i.mnem == _SHL or i.mnem == _SAL:
         r = (a << n) & m if n < 64 else 0
@@ -402,7 +468,7 @@ cdef int h_rotate(Cpu* c, Insn* i) noexcept:
     r = a
     if i.mnem == _ROL or i.mnem == _ROR:
         if n == 0:
-            return OK
+            return no_shift(c, i, a)
         n = n % bits
         if i.mnem == _ROL:
             r = ((a << n) | (a >> (bits - n))) & m if n else a
@@ -422,7 +488,7 @@ cdef int h_rotate(Cpu* c, Insn* i) noexcept:
         elif i.osz == 2:
             n = n % 17
         if n == 0:
-            return OK
+            return no_shift(c, i, a)
         for k in range(n):
             if i.mnem == _RCL:
                 r2 = ((r << 1) | cf) & m
@@ -452,7 +518,7 @@ cdef int h_shld(Cpu* c, Insn* i) noexcept:
     if dst_load(c, i, &a, &ea):
         return EXC
     if n == 0:
-        return OK
+        return no_shift(c, i, a)
     a &= m
     if n > bits:
         n = n % bits if n % bits else bits
@@ -469,32 +535,7 @@ cdef int h_shld(Cpu* c, Insn* i) noexcept:
     return dst_store(c, i, ea, r)
 
 # --- multiply and divide (SDM Vol. 2A MUL, IMUL, DIV, IDIV) -----------------------------------
-
-cdef int h_mul(Cpu* c, Insn* i) noexcept:
-    cdef uint64_t s = 0, a, lo, hi, f
-    cdef u128 p
-    if src_val_rm(c, i, &s):
-        return EXC
-    a = rd_reg(c, 0, i.osz)
-    s &= size_mask(i.osz)
-    if i.osz == 8:
-        p = <u128>a * <u128>s
-        lo = <uint64_t>p
-        hi = <uint64_t>(p >> 64)
-    else:
-        p = <u128>a * <u128>s
-        lo = <uint64_t>p & size_mask(i.osz)
-        hi = (<uint64_t>p >> (i.osz * 8)) & size_mask(i.osz)
-    if i.osz == 1:
-        wr_reg(c, 0, 2, (hi << 8) | lo)
-    else:
-        wr_reg(c, 0, i.osz, lo)
-        wr_reg(c, RDX * 8, i.osz, hi)
-    f = szp(lo, i.osz)
-    if hi:
-        f |= F_CF | F_OF
-    set_flags_eager(c, F_CF | F_OF | F_SF | F_ZF | F_PF | F_AF, f)
-    return OK
+# The double-width arithmetic is C (hv_* above): Cython has no 128-bit type of its own.
 
 cdef inline int src_val_rm(Cpu* c, Insn* i, uint64_t* v) noexcept:
     """The r/m operand of one-operand MUL/IMUL/DIV/IDIV (operand 0)."""
@@ -503,26 +544,44 @@ cdef inline int src_val_rm(Cpu* c, Insn* i, uint64_t* v) noexcept:
         return OK
     return ld(c, i.seg, ea_of(c, i), i.osz, v)
 
+cdef inline void store_double(Cpu* c, int size, uint64_t lo, uint64_t hi) noexcept:
+    """AX = AH:AL for byte forms; rDX:rAX otherwise."""
+    if size == 1:
+        wr_reg(c, 0, 2, ((hi & 0xFF) << 8) | (lo & 0xFF))
+    else:
+        wr_reg(c, 0, size, lo)
+        wr_reg(c, RDX * 8, size, hi)
+
+cdef inline void dividend(Cpu* c, int size, uint64_t* hi, uint64_t* lo) noexcept:
+    if size == 1:
+        hi[0] = (c.regs[RAX] >> 8) & 0xFF
+        lo[0] = c.regs[RAX] & 0xFF
+    else:
+        hi[0] = rd_reg(c, RDX * 8, size)
+        lo[0] = rd_reg(c, 0, size)
+
+cdef int h_mul(Cpu* c, Insn* i) noexcept:
+    """MUL: rDX:rAX = rAX * r/m; CF = OF = (upper half != 0); SF ZF AF PF undefined."""
+    cdef uint64_t s = 0, lo = 0, hi = 0, f
+    if src_val_rm(c, i, &s):
+        return EXC
+    hv_mul(rd_reg(c, 0, i.osz), s & size_mask(i.osz), i.osz, &lo, &hi)
+    store_double(c, i.osz, lo, hi)
+    f = szp(lo, i.osz)
+    if hi:
+        f |= F_CF | F_OF
+    set_flags_eager(c, F_CF | F_OF | F_SF | F_ZF | F_PF | F_AF, f)
+    return OK
+
 cdef int h_imul(Cpu* c, Insn* i) noexcept:
-    cdef uint64_t s = 0, a = 0, lo, hi, f
-    cdef i128 p
-    cdef int64_t sa, ss
+    """IMUL: CF = OF = (the signed result does not fit the destination size)."""
+    cdef uint64_t s = 0, a = 0, lo = 0, hi = 0, f
+    cdef int overflow
     if i.nops == 1:
         if src_val_rm(c, i, &s):
             return EXC
-        sa = <int64_t>sext(rd_reg(c, 0, i.osz), i.osz)
-        ss = <int64_t>sext(s, i.osz)
-        p = <i128>sa * <i128>ss
-        lo = <uint64_t>p & size_mask(i.osz)
-        if i.osz == 8:
-            hi = <uint64_t>(p >> 64)
-        else:
-            hi = <uint64_t>(p >> (i.osz * 8)) & size_mask(i.osz)
-        if i.osz == 1:
-            wr_reg(c, 0, 2, ((hi << 8) | lo) & 0xFFFF)
-        else:
-            wr_reg(c, 0, i.osz, lo)
-            wr_reg(c, RDX * 8, i.osz, hi)
+        overflow = hv_imul(rd_reg(c, 0, i.osz), s, i.osz, &lo, &hi)
+        store_double(c, i.osz, lo, hi)
     else:
         if i.nops == 2:
             if src_val(c, i, &s):
@@ -532,71 +591,35 @@ cdef int h_imul(Cpu* c, Insn* i) noexcept:
             if src_val(c, i, &a):
                 return EXC
             s = i.imm
-        sa = <int64_t>sext(a, i.osz)
-        ss = <int64_t>sext(s, i.osz)
-        p = <i128>sa * <i128>ss
-        lo = <uint64_t>p & size_mask(i.osz)
+        overflow = hv_imul(a, s, i.osz, &lo, &hi)
         wr_reg(c, i.r0, i.osz, lo)
     f = szp(lo, i.osz)
-    if <i128><int64_t>sext(lo, i.osz) != p:
+    if overflow:
         f |= F_CF | F_OF
     set_flags_eager(c, F_CF | F_OF | F_SF | F_ZF | F_PF | F_AF, f)
     return OK
 
 cdef int h_div(Cpu* c, Insn* i) noexcept:
     """DIV: #DE when the divisor is 0 or the quotient does not fit the destination."""
-    cdef uint64_t s = 0, q, r
-    cdef u128 n, q128
+    cdef uint64_t s = 0, hi = 0, lo = 0, q = 0, r = 0
     if src_val_rm(c, i, &s):
         return EXC
-    s &= size_mask(i.osz)
-    if s == 0:
+    dividend(c, i.osz, &hi, &lo)
+    if hv_div(hi, lo, s & size_mask(i.osz), i.osz, &q, &r):
         return raise_exc(c, DE_VEC, 0, 0)
-    if i.osz == 1:
-        n = rd_reg(c, 0, 2)
-    elif i.osz == 8:
-        n = (<u128>c.regs[RDX] << 64) | c.regs[RAX]
-    else:
-        n = (<u128>rd_reg(c, RDX * 8, i.osz) << (i.osz * 8)) | rd_reg(c, 0, i.osz)
-    q128 = n / s
-    if q128 > size_mask(i.osz):
-        return raise_exc(c, DE_VEC, 0, 0)
-    q = <uint64_t>q128
-    r = <uint64_t>(n % s)
-    if i.osz == 1:
-        wr_reg(c, 0, 2, (r << 8) | q)
-    else:
-        wr_reg(c, 0, i.osz, q)
-        wr_reg(c, RDX * 8, i.osz, r)
+    store_double(c, i.osz, q, r)
     return OK
 
 cdef int h_idiv(Cpu* c, Insn* i) noexcept:
-    cdef uint64_t s = 0
-    cdef i128 n, d, q, r, lim
+    """IDIV: the quotient truncates toward zero; #DE for a zero divisor or a quotient outside
+    the signed range of the destination."""
+    cdef uint64_t s = 0, hi = 0, lo = 0, q = 0, r = 0
     if src_val_rm(c, i, &s):
         return EXC
-    d = <int64_t>sext(s, i.osz)
-    if d == 0:
+    dividend(c, i.osz, &hi, &lo)
+    if hv_idiv(hi, lo, s, i.osz, &q, &r):
         return raise_exc(c, DE_VEC, 0, 0)
-    if i.osz == 1:
-        n = <int64_t>sext(rd_reg(c, 0, 2), 2)
-    elif i.osz == 8:
-        n = <i128>((<u128>c.regs[RDX] << 64) | c.regs[RAX])
-    else:
-        n = <int64_t>sext((rd_reg(c, RDX * 8, i.osz) << (i.osz * 8)) | rd_reg(c, 0, i.osz), i.osz * 2)
-    # quotient truncates toward zero (C semantics of __int128 division)
-    if i.osz == 8 and d == -1 and c.regs[RDX] == 0x8000000000000000 and c.regs[RAX] == 0:
-        return raise_exc(c, DE_VEC, 0, 0)      # -2**127 / -1 overflows
-    q = n / d
-    r = n - q * d
-    lim = <i128>1 << (i.osz * 8 - 1)
-    if q >= lim or q < -lim:
-        return raise_exc(c, DE_VEC, 0, 0)
-    if i.osz == 1:
-        wr_reg(c, 0, 2, ((<uint64_t>r & 0xFF) << 8) | (<uint64_t>q & 0xFF))
-    else:
-        wr_reg(c, 0, i.osz, <uint64_t>q)
-        wr_reg(c, RDX * 8, i.osz, <uint64_t>r)
+    store_double(c, i.osz, q, r)
     return OK
 
 # --- bit test and scan ------------------------------------------------------------------------

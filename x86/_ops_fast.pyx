@@ -4,7 +4,7 @@
 # form matches (see Core._fill), and tests run every instruction through both paths.
 from libc.stdint cimport uint64_t
 from x86._defs cimport *
-from x86._mem cimport ea_of, ld, st
+from x86._mem cimport ea_of, ld, st, rd_lin, wr_lin
 import iced_x86 as _ix
 
 
@@ -117,6 +117,95 @@ cdef int dec_r(Cpu* c, Insn* i) noexcept:
     c.lf_c = <uint32_t>cf
     wr_reg(c, i.r0, i.osz, a - 1)
     return OK
+
+
+# --- 64-bit stack and branches: SS.base is 0 and the stack is 8 bytes wide (SDM Vol. 1 6.2.3) --
+
+cdef inline int stack_fault(Cpu* c) noexcept:
+    """A non-canonical stack address is #SS(0), not #GP(0)."""
+    if c.exc_vector == GP_VEC and c.exc_error == 0:
+        c.exc_vector = SS_VEC
+    return EXC
+
+cdef inline int canonical_target(Cpu* c, uint64_t t) noexcept:
+    if c.pg_mode != PG_5L:
+        return ((t + (<uint64_t>1 << 47)) >> 48) == 0
+    return ((t + (<uint64_t>1 << 56)) >> 57) == 0
+
+cdef int push_r64(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t sp = c.regs[RSP] - 8
+    if wr_lin(c, sp, 8, rd_reg(c, i.r0, 8)):
+        return stack_fault(c)
+    c.regs[RSP] = sp
+    return OK
+
+cdef int pop_r64(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t v = 0
+    if rd_lin(c, c.regs[RSP], 8, &v):
+        return stack_fault(c)
+    c.regs[RSP] += 8
+    wr_reg(c, i.r0, 8, v)
+    return OK
+
+cdef int call_rel64(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t sp = c.regs[RSP] - 8, t = c.rip + i.imm
+    if not canonical_target(c, t):
+        return gp0(c)
+    if wr_lin(c, sp, 8, c.rip):
+        return stack_fault(c)
+    c.regs[RSP] = sp
+    c.rip = t
+    return OK
+
+cdef int ret64(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t t = 0
+    if rd_lin(c, c.regs[RSP], 8, &t):
+        return stack_fault(c)
+    if not canonical_target(c, t):
+        return gp0(c)
+    c.regs[RSP] += 8
+    c.rip = t
+    return OK
+
+cdef int jz64(Cpu* c, Insn* i) noexcept:
+    """JZ/JNZ (cc 4/5): only ZF is needed; 64-bit targets need only the canonical check."""
+    cdef uint64_t t
+    if <int>lazy_zf(c) ^ (i.cond & 1):
+        t = c.rip + i.imm
+        if not canonical_target(c, t):
+            return gp0(c)
+        c.rip = t
+    return OK
+
+cdef int jcc64(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t t
+    if test_cond(c, i.cond):
+        t = c.rip + i.imm
+        if not canonical_target(c, t):
+            return gp0(c)
+        c.rip = t
+    return OK
+
+cdef int jmp_rel64(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t t = c.rip + i.imm
+    if not canonical_target(c, t):
+        return gp0(c)
+    c.rip = t
+    return OK
+
+
+cdef void register_64(handler_t* r1, handler_t* i1, handler_t* none) noexcept:
+    """Forms valid only with 64-bit operand size in 64-bit mode (Core._fill checks osz == 8)."""
+    M = _ix.Mnemonic
+    r1[M.PUSH] = push_r64
+    r1[M.POP] = pop_r64
+    i1[M.CALL] = call_rel64
+    i1[M.JMP] = jmp_rel64
+    none[M.RET] = ret64
+    for name in ("JO", "JNO", "JB", "JAE", "JBE", "JA", "JS", "JNS", "JP", "JNP", "JL", "JGE", "JLE", "JG"):
+        i1[getattr(M, name)] = jcc64
+    i1[M.JE] = jz64
+    i1[M.JNE] = jz64
 
 
 cdef void register(handler_t* rr, handler_t* ri, handler_t* r1, handler_t* rm, handler_t* mr) noexcept:

@@ -84,18 +84,16 @@ _IMM = {_OK.IMMEDIATE8, _OK.IMMEDIATE16, _OK.IMMEDIATE32, _OK.IMMEDIATE64, _OK.I
 _NEAR = {_OK.NEAR_BRANCH16: 2, _OK.NEAR_BRANCH32: 4, _OK.NEAR_BRANCH64: 8}
 _FAR = {_OK.FAR_BRANCH16: 2, _OK.FAR_BRANCH32: 4}
 
-# instructions after which the rest of a decoded block may no longer apply (mode, mapping,
-# interrupt state or the code itself changes): the block ends after them
+# A block ends at every control transfer and after the instructions below, which may change
+# the mode, the mapping of the code, or interrupt delivery (most of their handlers also return
+# REDECODE, which leaves the block at once; this list keeps the decoded blocks honest too).
 BLOCK_ENDERS = {getattr(_M, n) for n in (
-    "MOV", "LGDT", "LIDT", "LLDT", "LTR", "LMSW", "CLTS", "WRMSR", "CLI", "STI", "POPF", "POPFD",
-    "POPFQ", "IRET", "IRETD", "IRETQ", "HLT", "INVLPG", "INVPCID", "SWAPGS", "XSETBV", "RSM",
-    "POP", "LSS", "LDS", "LES", "LFS", "LGS", "CPUID", "WBINVD", "INVD", "MWAIT", "MONITOR",
-    "PAUSE", "RDMSR", "JMP", "CALL", "RETF", "RDTSC", "RDTSCP", "RDPMC", "IN", "OUT", "INSB", "INSW", "INSD", "OUTSB",
-    "OUTSW", "OUTSD", "INT", "INT1", "INT3", "INTO", "UD0", "UD1", "UD2", "SYSCALL", "SYSRET",
-    "SYSENTER", "SYSEXIT", "RDRAND", "RDSEED", "SGDT", "SIDT", "SLDT", "STR", "SMSW",
+    "LGDT", "LIDT", "LLDT", "LTR", "LMSW", "CLTS", "WRMSR", "CLI", "STI", "POPF", "POPFD",
+    "POPFQ", "HLT", "INVLPG", "INVPCID", "SWAPGS", "XSETBV", "RSM", "LSS", "LDS", "LES",
+    "LFS", "LGS", "MWAIT", "UD0", "UD1", "UD2", "SYSENTER", "SYSEXIT",
     "VMXON", "VMXOFF", "VMCLEAR", "VMPTRLD", "VMPTRST", "VMREAD", "VMWRITE", "VMLAUNCH",
     "VMRESUME", "VMCALL", "VMFUNC", "INVEPT", "INVVPID", "VMRUN", "VMLOAD", "VMSAVE", "STGI",
-    "CLGI", "SKINIT", "INVLPGA", "VMMCALL", "GETSEC", "LAR", "LSL", "VERR", "VERW", "ARPL",
+    "CLGI", "SKINIT", "INVLPGA", "VMMCALL", "GETSEC",
 )}
 MAX_BLOCK = 64
 _LOAD_FAR = {_M.LDS, _M.LES, _M.LFS, _M.LGS, _M.LSS}
@@ -225,6 +223,7 @@ def convert(ins: ix.Instruction, raw: bytes, bits: int) -> tuple:
         pfx |= P_REPNE
     cond = int(ins.condition_code) - 1 if ins.condition_code else 0
     ends = ins.flow_control != ix.FlowControl.NEXT or ins.mnemonic in BLOCK_ENDERS \
+        or mnem in (MOV_SREG, MOV_TO_CR, MOV_TO_DR) or (mnem == _M.POP and kinds[0] == K_SREG) \
         or (pfx & (P_REP | P_REPNE) and ins.is_string_instruction)
     return (mnem, code, ins.len, osz or 0, ssz or 0, asz, kinds[0], kinds[1], kinds[2],
             regs[0], regs[1], regs[2], base, index, scale, seg, _CC_MAP[cond] if ins.condition_code else 0,

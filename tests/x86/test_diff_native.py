@@ -7,6 +7,7 @@ that a fault cannot take pytest down. Flags the SDM leaves undefined are masked 
 test_diff_unicorn.
 """
 import ctypes
+import functools
 import mmap
 import os
 import platform
@@ -52,9 +53,14 @@ def wrapper(src: str) -> str:
     """
 
 
+@functools.lru_cache(maxsize=None)
+def _assembled(src: str) -> bytes:
+    return assemble(wrapper(src), address=0)
+
+
 def run_native(src: str, regs: dict, rflags: int):
     """Run in a forked child; returns (registers, rflags), or None when the child faulted."""
-    code = assemble(wrapper(src), address=0)
+    code = _assembled(src)
     values = D.full_regs(regs)
     buf = b"".join(struct.pack("<Q", values[r]) for r in ORDER) + struct.pack("<Q", (rflags & ALL) | 2)
     rfd, wfd = os.pipe()
@@ -112,7 +118,7 @@ def check_native(src: str, regs: dict, rflags: int, mask: int):
         f"{src} {regs} rflags={rflags:#x}: sim={sim.rflags:#x} native={nflags:#x} mask={mask:#x}"
 
 
-CASES = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+CASES = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 values = st.fixed_dictionaries({r: D.u64 for r in ("rax", "rbx", "rcx", "rdx", "rsi", "r9", "r10")})
 
 ALU = [(f"{op} {form}", ALL if op in ("add", "adc", "sub", "sbb", "cmp") else ALL & ~AF)
