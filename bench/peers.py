@@ -30,6 +30,7 @@ REPO_DIR = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
 LOAD_ADDRESS = 0x100000
+MAX_ITERATIONS = 2**31 - 1
 PEERS = ["hvsim", "unicorn", "bochs"]
 TOOLS = ["as", "ld", "objcopy", "nm"]
 
@@ -192,6 +193,11 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
+def clamp_iterations(n: float) -> int:
+    """N for the entry stub's `mov rdi, N` (kept within a signed imm32)."""
+    return int(min(max(n, 1), MAX_ITERATIONS))
+
+
 # ----------------------------------------------------------------- unicorn
 
 def measure_unicorn(runner, builder, wl: Workload, runs, iterations,
@@ -210,7 +216,7 @@ def measure_unicorn(runner, builder, wl: Workload, runs, iterations,
                 break
             n *= 10
         rate = wl.count(n) / t
-        iterations = max(1, int(seconds * rate / wl.per_iteration))
+        iterations = clamp_iterations(seconds * rate / wl.per_iteration)
     res.iterations = iterations
     res.instructions = wl.count(iterations)
     for i in range(runs):
@@ -269,7 +275,7 @@ def measure_bochs(bochs, setup, builder, wl: Workload, runs, iterations,
                 break
             n *= 5
         rate = (wl.count(n) - wl.count(tiny)) / max(net, 1e-3)
-        iterations = max(1, int(seconds * rate / wl.per_iteration))
+        iterations = clamp_iterations(seconds * rate / wl.per_iteration)
     res.iterations = iterations
     res.instructions = wl.count(iterations)
     budget = 60 + 20 * res.instructions / 10e6   # very generous (10 MIPS)
@@ -284,6 +290,10 @@ def measure_bochs(bochs, setup, builder, wl: Workload, runs, iterations,
         if small.tick is not None and big.tick is not None:
             ticks.append(big.tick - small.tick)
     res.finish_delta()
+    net = statistics.median(res.times) - statistics.median(res.baseline_times)
+    if net < 0.3:
+        res.notes.append(f"WARNING: only {net:.3f}s of guest execution per "
+                         f"run, boot-time jitter dominates; raise --iterations")
     expected = res.instructions - res.baseline_instructions
     if ticks:
         if all(t == expected for t in ticks):
@@ -439,7 +449,7 @@ def measure_hvsim(worker, builder, wl: Workload, runs, iterations,
                 break
             n *= 10 if t < 0.02 else 4
         rate = wl.count(n) / t
-        iterations = max(1, int(seconds * rate / wl.per_iteration))
+        iterations = clamp_iterations(seconds * rate / wl.per_iteration)
     res.iterations = iterations
     res.instructions = wl.count(iterations)
     # generous limit: 20x the target time, or 0.2 MIPS for a fixed N
@@ -464,18 +474,27 @@ def measure_hvsim(worker, builder, wl: Workload, runs, iterations,
 
 # ------------------------------------------------------------------- output
 
+CLOCK = "wall"          # which MIPS figure the main table shows
+
+
+def _mips(r: PeerResult):
+    return r.mips_cpu if CLOCK == "cpu" else r.mips
+
+
 def fmt_mips(r: PeerResult | None):
     if r is None:
         return "-"
     if r.status != "ok":
         return f"{r.status}: {r.reason}"
-    return f"{r.mips:.2f}"
+    return "-" if _mips(r) is None else f"{_mips(r):.2f}"
 
 
 def fmt_ratio(a: PeerResult | None, b: PeerResult | None):
     if not a or not b or a.status != "ok" or b.status != "ok":
         return "-"
-    return f"{a.mips / b.mips:.3f}x"
+    if not _mips(a) or not _mips(b):
+        return "-"
+    return f"{_mips(a) / _mips(b):.3f}x"
 
 
 def fmt_count(n):
@@ -522,8 +541,8 @@ def print_tables(results, runs, selected, meta):
                           f"{r.mips:.2f} ({r.mips_min:.2f}..{r.mips_max:.2f})",
                           "-" if r.mips_cpu is None else f"{r.mips_cpu:.2f}"])
             notes += [f"{name}/{peer}: {n}" for n in r.notes]
-    title = (f"Guest MIPS (wall clock), median of {runs} run(s) per peer "
-             f"and workload")
+    title = (f"Guest MIPS ({'CPU time' if CLOCK == 'cpu' else 'wall clock'}), "
+             f"median of {runs} run(s) per peer and workload")
     dtitle = ("Details (Bochs: median wall s of the N runs - of the N=1 "
               "runs; MIPS cpu: same from CPU time)")
     try:
@@ -559,8 +578,9 @@ def print_tables(results, runs, selected, meta):
     if None not in load:
         print(f"  - 1-min load average at start {load[0]:.2f}, at end "
               f"{load[1]:.2f} on {os.cpu_count()} CPUs"
-              + ("  (busy machine: figures are noisy; compare MIPS cpu)"
-                 if load[0] > 0.5 else ""))
+              + ("  (busy machine: wall-clock figures are noisy; "
+                 "compare MIPS cpu)"
+                 if load[0] > (os.cpu_count() or 1) - 0.5 else ""))
 
 
 def _plain(headers, rows):
@@ -589,6 +609,10 @@ def parse_args(argv):
                     help="comma-separated peers (hvsim,unicorn,bochs)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
                     help="comma-separated workloads (regloop,memmix)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="time base of the main table: wall clock (default) "
+                         "or the peer process's CPU time, which is steadier "
+                         "on a busy machine; the details show both")
     ap.add_argument("--json", metavar="FILE",
                     help="also write the figures as JSON to FILE")
     ap.add_argument("--no-install", action="store_true",
@@ -608,8 +632,8 @@ def parse_args(argv):
                      f"(choose from {', '.join(WORKLOADS)})")
     if args.runs < 1:
         ap.error("--runs must be >= 1")
-    if args.iterations is not None and args.iterations < 1:
-        ap.error("--iterations must be >= 1")
+    if args.iterations is not None and not 1 <= args.iterations <= MAX_ITERATIONS:
+        ap.error(f"--iterations must be in 1..{MAX_ITERATIONS}")
     return args
 
 
@@ -618,15 +642,24 @@ def main(argv=None):
     if args.hvsim_worker:
         _hvsim_worker_main()
         return 0
+    global CLOCK
+    CLOCK = args.clock
     t_start = time.perf_counter()
     results = {w: {} for w in args.workloads}
     meta = {"python": sys.version.split()[0], "machine": platform.machine(),
             "processor": _cpu_name(), "runs": args.runs,
             "iterations": args.iterations, "seconds": args.seconds,
+            "clock": args.clock,
             "peers": args.only}
     try:
         meta["loadavg_start"] = os.getloadavg()[0]
     except OSError:
+        pass
+    try:
+        meta["hvsim_git"] = subprocess.run(
+            ["git", "-C", str(REPO_DIR), "describe", "--always", "--dirty"],
+            capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
         pass
 
     def mark_all(peer, status, reason):
