@@ -1,1 +1,25 @@
-"""vmx: not built yet (see the open issues)."""
+"""vmx: Intel VT-x on the simulated x86-64 processor (SDM Vol. 3C chapters 24-31, Appendices A-C).
+
+The architectural tables live in small modules, one per manual section:
+  fields    VMCS field encodings (Appendix B)         -> Field, FieldInfo, field_info, FIELDS
+  exits     basic exit reasons (Appendix C)           -> ExitReason
+  errors    VM-instruction error numbers (31.4)       -> VmInstructionError
+  controls  VM-execution/exit/entry control bits (25.6-25.8, A.2-A.5)
+  profiles  capability MSRs 480H-493H of a processor (Appendix A)
+"""
+from vmx import controls, errors, exits, fields, profiles
+from vmx.controls import (DEFAULT1, EntryControls, ExitControls, PinBased, ProcBased,
+                          SecondaryExitControls, SecondaryProcBased, TertiaryProcBased, VmFunc)
+from vmx.errors import VmInstructionError
+from vmx.exits import ExitReason
+from vmx.fields import FIELDS, Field, FieldInfo, field_info
+
+# --- Machine, Cpu, VmExit, VmFail*, VmcsBuilder, enable(): added by the lead here. ---
+
+__all__ = [
+    "controls", "errors", "exits", "fields", "profiles",
+    "Field", "FieldInfo", "field_info", "FIELDS",
+    "ExitReason", "VmInstructionError",
+    "PinBased", "ProcBased", "SecondaryProcBased", "TertiaryProcBased", "ExitControls",
+    "SecondaryExitControls", "EntryControls", "VmFunc", "DEFAULT1",
+]

@@ -25,6 +25,7 @@ cdef enum:
     STOP_UNSUPPORTED = 6
     STOP_EXIT = 7        # an intercept hook asked for an exit (vmx/svm)
     STOP_REQUEST = 8     # a device asked the run to return to Python
+    STOP_STORM = 9       # exceptions delivered endlessly without an instruction retiring
 
 # --- exception vectors (SDM Vol. 3A 6.3.1 Table 6-1) ----------------------
 cdef enum:
@@ -269,6 +270,8 @@ ctypedef struct Cpu:
     uint64_t cr4_valid   # CR4 bits this processor supports (others are reserved: #GP)
     uint64_t efer_valid
     uint64_t rng_state   # RDRAND/RDSEED: a deterministic generator
+    uint64_t storm_icount    # icount at the last event delivery (event-storm bound, _intr.pyx)
+    uint32_t storm_count     # deliveries in a row at that icount
 
 
 # --- inline helpers on the hot path -------------------------------------------

@@ -196,8 +196,29 @@ cdef int deliver_protected(Cpu* c, int vector, int kind, int has_error, uint32_t
     return OK
 
 
+# An event storm: a handler whose first instruction faults again (a null DS, an unmapped handler
+# page, a stack that wraps) delivers exceptions forever without retiring an instruction, so the
+# instruction limit alone would never end the run. After STORM_MAX deliveries in a row with no
+# instruction retired, the run ends as a runaway guest (x86.InstructionLimit, API.md).
+cdef enum:
+    STORM_MAX = 1 << 16
+
+
 cdef int deliver_event(Cpu* c, int vector, int kind, int has_error, uint32_t error) noexcept:
     return deliver_event_at(c, vector, kind, has_error, error, c.rip)
+
+
+cdef inline int event_storm(Cpu* c) noexcept:
+    if c.icount == c.storm_icount:
+        c.storm_count += 1
+        if c.storm_count >= STORM_MAX:
+            c.storm_count = 0
+            c.stop_reason = STOP_STORM
+            return 1
+        return 0
+    c.storm_icount = c.icount
+    c.storm_count = 0
+    return 0
 
 
 cdef int deliver_event_at(Cpu* c, int vector, int kind, int has_error, uint32_t error,
@@ -214,6 +235,8 @@ cdef int deliver_event_at(Cpu* c, int vector, int kind, int has_error, uint32_t 
     # an event ends the instruction (a fault: it did not complete) and clears TF: no
     # single-step trap is left pending for it (SDM 17.3.1.4, 6.12.1.3)
     c.tf_armed = 0
+    if event_storm(c):
+        return STOP
     while True:
         if c.intercept != NULL and (kind == DK_EXCEPTION or kind == DK_SOFT_EXC or kind == DK_NMI):
             st = c.intercept(c, EV_EXCEPTION, vector, error if has_error else 0xFFFFFFFF)

@@ -59,8 +59,14 @@ class Unsupported(Exception):
 class InstructionLimit(Exception):
     """A run retired Machine.instruction_limit instructions without stopping."""
 
-    def __init__(self, limit: int, rip: int):
+    def __init__(self, limit: int, rip: int, storm: bool = False):
         self.limit = limit
         self.rip = rip
-        super().__init__(f"the guest retired {limit} instructions without stopping (RIP {rip:#x}); "
-                         f"raise Machine(instruction_limit=...) if that is expected")
+        self.storm = storm
+        if storm:
+            text = (f"exception storm: the guest took 65536 exceptions in a row without retiring an "
+                    f"instruction (RIP {rip:#x}); its handlers fault again as soon as they start")
+        else:
+            text = (f"the guest retired {limit} instructions without stopping (RIP {rip:#x}); "
+                    f"raise Machine(instruction_limit=...) if that is expected")
+        super().__init__(text)

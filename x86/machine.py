@@ -133,8 +133,9 @@ class Cpu(_exec.Core):
         if self.machine is not None:
             self.set_instruction_limit(start + self.machine.instruction_limit)
         code, status = super().run(max_instructions)
-        if code == 5:
-            raise InstructionLimit(self.machine.instruction_limit if self.machine else 0, self.rip)
+        if code in (5, 9):
+            raise InstructionLimit(self.machine.instruction_limit if self.machine else 0, self.rip,
+                                   storm=code == 9)
         if code == 6:
             raise Unsupported(self.unsupported_what or "an unmodelled feature")
         return Stop(_STOP_NAMES.get(code, "request"), status if code == 3 else None,

@@ -166,3 +166,24 @@ def test_iret_returns(bits):
     sp0 = m.cpu.rsp
     r = run(m, bits)
     assert r["vector"] == 6 and m.cpu.rbx == 0x1234 and m.cpu.rcx == 0x77
+
+
+@pytest.mark.parametrize("bits", MODES)
+def test_fault_storm_is_bounded(bits):
+    """A handler whose first instruction faults again retires nothing, forever (hardware would
+    spin); the run must still end, as a runaway guest (API.md: x86.InstructionLimit), instead of
+    spinning inside the interpreter. 32-bit: DS is null, so each stub's first store is #GP, and
+    ESP = 0 puts the frames in open bus above RAM. 64-bit: the #UD handler is UD2 on an IST stack."""
+    import x86
+    from x86.asm import assemble
+    if bits == 32:
+        m = machine(32, "xor eax, eax\nmov ds, eax\nud2")
+        m.cpu.rsp = 0
+    else:
+        m = machine(64, "ud2")
+        install_gdt_tss(m, 64, ist={1: 0x60000})
+        m.cpu.set_segment("cs", K_CODE64, 0, 0xFFFFFFFF, 0xA09B)
+        m.memory.write(0x120000, assemble("ud2"))
+        write_gate(m, 64, 6, gate(64, 0x120000, ist=1))
+    with pytest.raises(x86.InstructionLimit):
+        m.cpu.run(max_instructions=1000)
