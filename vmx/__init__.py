@@ -14,9 +14,11 @@ from vmx.errors import VmInstructionError
 from vmx.exits import ExitReason
 from vmx.fields import FIELDS, Field, FieldInfo, field_info
 
-# --- Machine, Cpu, VmExit, VmFail*, VmcsBuilder, enable(): added by the lead here. ---
+from vmx.machine import Cpu, Machine, enable
+from vmx.outcome import Check, VmFail, VmFailInvalid, VmFailValid
 
 __all__ = [
+    "Machine", "Cpu", "enable", "VmFail", "VmFailInvalid", "VmFailValid", "Check",
     "controls", "errors", "exits", "fields", "profiles",
     "Field", "FieldInfo", "field_info", "FIELDS",
     "ExitReason", "VmInstructionError",

@@ -270,6 +270,9 @@ ctypedef struct Cpu:
     uint64_t cr4_valid   # CR4 bits this processor supports (others are reserved: #GP)
     uint64_t efer_valid
     uint64_t rng_state   # RDRAND/RDSEED: a deterministic generator
+    # fixed bits another layer imposes on CR0/CR4 (VMX operation: IA32_VMX_CR*_FIXED*); a MOV
+    # that breaks them is #GP(0). x86 itself sets none.
+    uint64_t cr0_must1, cr0_must0, cr4_must1, cr4_must0
     uint64_t storm_icount    # icount at the last event delivery (event-storm bound, _intr.pyx)
     uint32_t storm_count     # deliveries in a row at that icount
 

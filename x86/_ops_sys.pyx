@@ -393,6 +393,8 @@ cdef int write_cr(Cpu* c, int n, uint64_t v) noexcept:
         if v >> 32:
             return gp0(c)
         v |= 0x10                                 # ET is fixed to 1
+        if (v & c.cr0_must1) != c.cr0_must1 or (v & c.cr0_must0):
+            return gp0(c)                         # fixed bits (SDM 24.8: in VMX operation)
         if (v >> 31) and not (v & 1):
             return gp0(c)                         # PG without PE
         if (v >> 29) & 1 and not (v >> 30) & 1:
@@ -437,6 +439,8 @@ cdef int write_cr(Cpu* c, int n, uint64_t v) noexcept:
         old = c.cr4
         if v & ~c.cr4_valid:
             return gp0(c)
+        if (v & c.cr4_must1) != c.cr4_must1 or (v & c.cr4_must0):
+            return gp0(c)                         # fixed bits (SDM 24.8: in VMX operation)
         if (c.efer & 0x400) and not (v & 0x20):
             return gp0(c)                         # PAE cannot be cleared in IA-32e mode
         if (c.efer & 0x400) and ((v ^ old) & 0x1000):
@@ -785,6 +789,8 @@ cdef object get_named(Cpu* c, str name):
         "dr3": c.dr[3], "xcr0": c.xcr0, "pat": c.pat, "tsc_offset": c.tsc_offset,
         "kernel_gs_base": c.kernel_gs_base, "star": c.star, "lstar": c.lstar, "cstar": c.cstar,
         "fmask": c.fmask, "cr4_valid": c.cr4_valid, "efer_valid": c.efer_valid,
+        "cr0_must1": c.cr0_must1, "cr0_must0": c.cr0_must0, "cr4_must1": c.cr4_must1,
+        "cr4_must0": c.cr4_must0,
         "pg_mode": c.pg_mode, "nmi_blocked": c.nmi_blocked, "inhibit": c.inhibit,
         "pdpte0": c.pdpte[0], "pdpte1": c.pdpte[1], "pdpte2": c.pdpte[2], "pdpte3": c.pdpte[3],
     }[name]
@@ -810,6 +816,14 @@ cdef void set_named_raw(Cpu* c, str name, uint64_t v):
         c.xcr0 = v
     elif name == "pat":
         c.pat = v
+    elif name == "cr0_must1":
+        c.cr0_must1 = v
+    elif name == "cr0_must0":
+        c.cr0_must0 = v
+    elif name == "cr4_must1":
+        c.cr4_must1 = v
+    elif name == "cr4_must0":
+        c.cr4_must0 = v
     elif name == "cr4_valid":
         c.cr4_valid = v
     elif name == "efer_valid":

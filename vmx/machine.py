@@ -1,0 +1,100 @@
+"""`vmx.Machine` and its `Cpu`: an x86 machine whose processor has VMX (API.md, `vmx`).
+
+The Python code calling `cpu.vmxon(...)` etc. is the VMM, in VMX root operation. The host
+starts in 64-bit mode at CPL 0 with CR4.VMXE clear and IA32_FEATURE_CONTROL unlocked: enabling
+VMX is the learner's job (`vmx.enable(cpu)` does it in one call).
+"""
+from __future__ import annotations
+
+import x86
+from x86 import loader
+from x86.cpuid import DEFAULT_FEATURES, CpuidTable
+from vmx import instructions as ins
+from vmx import profiles
+from vmx.profiles import Profile
+
+
+class Cpu(x86.Cpu):
+    """A processor with VMX: the VMX instructions as methods (outcomes per SDM 31.2)."""
+
+    def __init__(self, *args, **kwargs):
+        self.vmx = ins.VmxState()
+        super().__init__(*args, **kwargs)
+
+    def set_vmx_fixed_bits(self, on: bool) -> None:
+        """In VMX operation CR0 and CR4 keep the IA32_VMX_CR*_FIXED* settings: a MOV that breaks
+        them is #GP(0) (SDM 24.8)."""
+        prof = self.machine.profile
+        if on:
+            self.set_sys_raw("cr0_must1", prof.msr(profiles.IA32_VMX_CR0_FIXED0))
+            self.set_sys_raw("cr0_must0", ~prof.msr(profiles.IA32_VMX_CR0_FIXED1) & 0xFFFFFFFF)
+            self.set_sys_raw("cr4_must1", prof.msr(profiles.IA32_VMX_CR4_FIXED0))
+            self.set_sys_raw("cr4_must0", ~prof.msr(profiles.IA32_VMX_CR4_FIXED1) & 0xFFFFFFFFFFFFFFFF)
+        else:
+            for name in ("cr0_must1", "cr0_must0", "cr4_must1", "cr4_must0"):
+                self.set_sys_raw(name, 0)
+
+    def vmxon(self, pa: int) -> None:
+        ins.vmxon(self, pa)
+
+    def vmxoff(self) -> None:
+        ins.vmxoff(self)
+
+    def vmclear(self, pa: int) -> None:
+        ins.vmclear(self, pa)
+
+    def vmptrld(self, pa: int) -> None:
+        ins.vmptrld(self, pa)
+
+    def vmptrst(self) -> int:
+        return ins.vmptrst(self)
+
+    def vmread(self, field) -> int:
+        return ins.vmread(self, int(field))
+
+    def vmwrite(self, field, value: int) -> None:
+        ins.vmwrite(self, int(field), int(value))
+
+
+class Machine(x86.Machine):
+    """An x86 machine whose CPU has VMX, described by a profile (`vmx.profiles.PROFILES`)."""
+
+    cpu_class = Cpu
+
+    def __init__(self, memory_size: int = 256 << 20, profile: str | Profile = "default", **kwargs):
+        self.profile = profile if isinstance(profile, Profile) else profiles.get(profile)
+        self.feature_control = 0
+        features = {k: tuple(v) for k, v in DEFAULT_FEATURES.items()}
+        for reg, names in self.profile.cpuid:
+            features[reg] = tuple(dict.fromkeys(features.get(reg, ()) + tuple(names)))
+        super().__init__(memory_size, cpuid=CpuidTable(features), **kwargs)
+        # the host: 64-bit mode, CPL 0, flat segments, identity paging (x86.loader, "long")
+        loader._setup_mode(self, "long", 0)
+
+    def _msr_read(self, index: int):
+        if index == ins.IA32_FEATURE_CONTROL:
+            return self.feature_control
+        if self.profile.has(index):
+            return self.profile.msr(index)
+        return super()._msr_read(index)
+
+    def _msr_write(self, index: int, value: int) -> bool:
+        if index == ins.IA32_FEATURE_CONTROL:
+            # SDM Vol. 4 Table 2-2: writes #GP once the lock bit is set; bit 1 needs SMX (absent)
+            if self.feature_control & ins.FC_LOCK or value & ~(ins.FC_LOCK | ins.FC_VMX_OUTSIDE_SMX):
+                return False
+            self.feature_control = value
+            return True
+        if self.profile.has(index) or 0x480 <= index <= 0x493:
+            return False                  # the capability MSRs are read-only
+        return super()._msr_write(index, value)
+
+
+def enable(cpu) -> None:
+    """Make VMXON possible: lock IA32_FEATURE_CONTROL with VMX enabled outside SMX, set the CR0
+    bits IA32_VMX_CR0_FIXED0 requires (NE), and set CR4.VMXE (SDM 24.7, 24.8)."""
+    m = cpu.machine
+    if not m.feature_control & ins.FC_LOCK:
+        cpu.wrmsr(ins.IA32_FEATURE_CONTROL, ins.FC_LOCK | ins.FC_VMX_OUTSIDE_SMX)
+    cpu.cr0 = cpu.cr0 | m.profile.msr(profiles.IA32_VMX_CR0_FIXED0)
+    cpu.cr4 = cpu.cr4 | m.profile.msr(profiles.IA32_VMX_CR4_FIXED0)
