@@ -664,7 +664,10 @@ cdef int h_bt(Cpu* c, Insn* i) noexcept:
     return st(c, i.seg, ea, i.osz, r)
 
 cdef int h_bsf(Cpu* c, Insn* i) noexcept:
-    """BSF/BSR: a zero source sets ZF and leaves the destination unchanged (as processors do)."""
+    """BSF/BSR: a zero source sets ZF and leaves the destination unchanged (as processors do).
+    TZCNT and LZCNT run here too: CPUID does not advertise BMI1/LZCNT, and "on processors that do
+    not support TZCNT, the instruction byte encoding is executed as BSF" (SDM Vol. 2B TZCNT;
+    likewise LZCNT as BSR). gcc emits that encoding (REP BSF) for __builtin_ctz."""
     cdef uint64_t s = 0
     if src_val(c, i, &s):
         return EXC
@@ -672,7 +675,7 @@ cdef int h_bsf(Cpu* c, Insn* i) noexcept:
     if s == 0:
         set_flags_eager(c, F_ZF | F_CF | F_OF | F_SF | F_AF | F_PF, F_ZF | F_PF)
         return OK
-    if i.mnem == _BSF:
+    if i.mnem == _BSF or i.mnem == _TZCNT:
         wr_reg(c, i.r0, i.osz, <uint64_t>hv_ctz(s))
     else:
         wr_reg(c, i.r0, i.osz, <uint64_t>(63 - hv_clz(s)))
@@ -680,10 +683,37 @@ cdef int h_bsf(Cpu* c, Insn* i) noexcept:
     return OK
 
 
-cdef uint16_t _SHL, _SAL, _SHR, _ROL, _ROR, _RCL, _SHLD, _BT, _BTS, _BTR, _BSF
+cdef int h_cmpxchg8b(Cpu* c, Insn* i) noexcept:
+    """CMPXCHG8B/CMPXCHG16B m64/m128: compare EDX:EAX (RDX:RAX) with the operand; equal: ZF = 1
+    and the operand := ECX:EBX (RCX:RBX); else ZF = 0 and EDX:EAX := the operand, which is
+    written back unchanged. Only ZF changes. CMPXCHG16B needs a 16-byte aligned operand: #GP(0)
+    (SDM Vol. 2A CMPXCHG8B/CMPXCHG16B)."""
+    cdef int half = 8 if i.mnem == _CMPXCHG16B else 4
+    cdef uint64_t ea = ea_of(c, i), lo = 0, hi = 0
+    cdef uint64_t ea2 = (ea + <uint64_t>half) & size_mask(i.asz)
+    if half == 8 and (ea & 15):
+        return gp0(c)
+    if ldw(c, i.seg, ea, half, &lo) or ldw(c, i.seg, ea2, half, &hi):
+        return EXC
+    if lo == rd_reg(c, RAX * 8, half) and hi == rd_reg(c, RDX * 8, half):
+        if st(c, i.seg, ea, half, rd_reg(c, RBX * 8, half)) or \
+                st(c, i.seg, ea2, half, rd_reg(c, RCX * 8, half)):
+            return EXC
+        set_flags_eager(c, F_ZF, F_ZF)
+        return OK
+    if st(c, i.seg, ea, half, lo) or st(c, i.seg, ea2, half, hi):
+        return EXC
+    wr_reg(c, RAX * 8, half, lo)
+    wr_reg(c, RDX * 8, half, hi)
+    set_flags_eager(c, F_ZF, 0)
+    return OK
+
+
+cdef uint16_t _SHL, _SAL, _SHR, _ROL, _ROR, _RCL, _SHLD, _BT, _BTS, _BTR, _BSF, _TZCNT, _CMPXCHG16B
 
 cdef void register(handler_t* t) noexcept:
-    global _SHL, _SAL, _SHR, _ROL, _ROR, _RCL, _SHLD, _BT, _BTS, _BTR, _BSF
+    global _SHL, _SAL, _SHR, _ROL, _ROR, _RCL, _SHLD, _BT, _BTS, _BTR, _BSF, _TZCNT, _CMPXCHG16B
+    _TZCNT, _CMPXCHG16B = _ix.Mnemonic.TZCNT, _ix.Mnemonic.CMPXCHG16B
     M = _ix.Mnemonic
     _SHL, _SAL, _SHR = M.SHL, M.SAL, M.SHR
     _ROL, _ROR, _RCL = M.ROL, M.ROR, M.RCL
@@ -705,7 +735,8 @@ cdef void register(handler_t* t) noexcept:
         "SHLD": <long>h_shld, "SHRD": <long>h_shld,
         "MUL": <long>h_mul, "IMUL": <long>h_imul, "DIV": <long>h_div, "IDIV": <long>h_idiv,
         "BT": <long>h_bt, "BTS": <long>h_bt, "BTR": <long>h_bt, "BTC": <long>h_bt,
-        "BSF": <long>h_bsf, "BSR": <long>h_bsf,
+        "BSF": <long>h_bsf, "BSR": <long>h_bsf, "TZCNT": <long>h_bsf, "LZCNT": <long>h_bsf,
+        "CMPXCHG8B": <long>h_cmpxchg8b, "CMPXCHG16B": <long>h_cmpxchg8b,
     }
     for name in ("O", "NO", "B", "AE", "E", "NE", "BE", "A", "S", "NS", "P", "NP", "L", "GE", "LE", "G"):
         table["SET" + name] = <long>h_setcc

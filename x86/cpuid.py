@@ -5,8 +5,8 @@ Only features with behaviour in the model are advertised; vmx and svm add their 
 from __future__ import annotations
 
 # CPUID.01H:ECX / EDX bits
-ECX1 = {"MONITOR": 3, "VMX": 5, "PCID": 17, "X2APIC": 21, "XSAVE": 26, "OSXSAVE": 27, "RDRAND": 30}
-EDX1 = {"DE": 2, "PSE": 3, "TSC": 4, "MSR": 5, "PAE": 6, "MCE": 7, "APIC": 9, "PGE": 13,
+ECX1 = {"MONITOR": 3, "VMX": 5, "CX16": 13, "PCID": 17, "X2APIC": 21, "XSAVE": 26, "OSXSAVE": 27, "RDRAND": 30}
+EDX1 = {"DE": 2, "PSE": 3, "TSC": 4, "MSR": 5, "PAE": 6, "MCE": 7, "CX8": 8, "APIC": 9, "PGE": 13,
         "CMOV": 15, "PAT": 16, "PSE36": 17}
 EBX7 = {"SMEP": 7, "INVPCID": 10, "RDSEED": 18, "SMAP": 20}
 ECX7 = {"UMIP": 2, "LA57": 16}
@@ -19,7 +19,7 @@ def bits(table: dict[str, int], names) -> int:
 
 
 DEFAULT_FEATURES = {
-    "ecx1": ("MONITOR", "PCID", "X2APIC", "XSAVE", "RDRAND"),
+    "ecx1": ("MONITOR", "CX16", "PCID", "X2APIC", "XSAVE", "RDRAND"),
     "edx1": tuple(EDX1),
     "ebx7": tuple(EBX7),
     "ecx7": tuple(ECX7),

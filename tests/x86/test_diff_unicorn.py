@@ -410,3 +410,55 @@ def test_string(src, regs, rflags, window, df, count, si, di, acc):
     repeats rCX times; REPE/REPNE also stop when ZF is 0/1 after CMPS/SCAS (SDM Vol. 2B REP)."""
     regs.update(rsi=D.R15 + si, rdi=D.R15 + di, rcx=count, rax=acc)
     check_unicorn(src, regs, rflags | (DF if df else 0), window, ALL)
+
+
+@pytest.mark.parametrize("form", ["tzcnt ecx, edx", "lzcnt rcx, rdx", "rep bsf eax, ebx"])
+def test_tzcnt_lzcnt_execute_as_bsf_bsr(form):
+    """SDM Vol. 2B TZCNT/LZCNT: "On processors that do not support TZCNT [LZCNT], the instruction
+    byte encoding is executed as BSF [BSR]"; CPUID here advertises neither BMI1 nor LZCNT."""
+    import x86
+    from x86.asm import assemble
+    m = x86.Machine(memory_size=1 << 24)
+    m.load(assemble(form + "\nhlt", address=0x100000), address=0x100000)
+    m.cpu.rdx = m.cpu.rbx = 0x0000_0100_0000_1000
+    m.cpu.run()
+    expected = {"tzcnt ecx, edx": ("rcx", 12), "lzcnt rcx, rdx": ("rcx", 40), "rep bsf eax, ebx": ("rax", 12)}
+    reg, value = expected[form]
+    assert getattr(m.cpu, reg) == value
+
+
+@pytest.mark.parametrize("size", [8, 16])
+@pytest.mark.parametrize("equal", [True, False])
+def test_cmpxchg8b_16b(size, equal):
+    """CMPXCHG8B/16B: equal -> ZF = 1 and m := rCX:rBX; else ZF = 0 and rDX:rAX := m."""
+    import x86
+    from x86.asm import assemble
+    half = size // 2
+    mnem = "cmpxchg8b qword ptr [rdi]" if size == 8 else "cmpxchg16b xmmword ptr [rdi]"
+    m = x86.Machine(memory_size=1 << 24)
+    m.load(assemble(mnem + "\nhlt", address=0x100000), address=0x100000)
+    mask = (1 << (8 * half)) - 1
+    lo, hi = 0x1111111111111111 & mask, 0x2222222222222222 & mask
+    m.memory.write(0x200000, lo.to_bytes(half, "little") + hi.to_bytes(half, "little"))
+    m.cpu.rdi = 0x200000
+    m.cpu.rax, m.cpu.rdx = (lo, hi) if equal else (0, 0)
+    m.cpu.rbx, m.cpu.rcx = 0x3333333333333333, 0x4444444444444444
+    m.cpu.run()
+    data = m.memory.read(0x200000, size)
+    if equal:
+        assert m.cpu.rflags & 0x40
+        assert data == (0x3333333333333333 & mask).to_bytes(half, "little") + \
+            (0x4444444444444444 & mask).to_bytes(half, "little")
+    else:
+        assert not m.cpu.rflags & 0x40
+        assert (m.cpu.rax, m.cpu.rdx) == (lo, hi)
+
+
+def test_cmpxchg16b_needs_16_byte_alignment():
+    """CMPXCHG16B: #GP(0) when the operand is not 16-byte aligned (empty IDT: shutdown)."""
+    import x86
+    from x86.asm import assemble
+    m = x86.Machine(memory_size=1 << 24)
+    m.load(assemble("cmpxchg16b xmmword ptr [rdi]\nhlt", address=0x100000), address=0x100000)
+    m.cpu.rdi = 0x200008
+    assert m.cpu.run().reason == "shutdown"
