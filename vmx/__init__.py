@@ -15,10 +15,12 @@ from vmx.exits import ExitReason
 from vmx.fields import FIELDS, Field, FieldInfo, field_info
 
 from vmx.machine import Cpu, Machine, enable
+from vmx.builder import VmcsBuilder
+from vmx.transitions import GuestStuck
 from vmx.outcome import Check, VmFail, VmFailInvalid, VmFailValid
 
 __all__ = [
-    "Machine", "Cpu", "enable", "VmFail", "VmFailInvalid", "VmFailValid", "Check",
+    "Machine", "Cpu", "enable", "VmcsBuilder", "GuestStuck", "VmFail", "VmFailInvalid", "VmFailValid", "Check",
     "controls", "errors", "exits", "fields", "profiles",
     "Field", "FieldInfo", "field_info", "FIELDS",
     "ExitReason", "VmInstructionError",

@@ -10,8 +10,19 @@ import x86
 from x86 import loader
 from x86.cpuid import DEFAULT_FEATURES, CpuidTable
 from vmx import instructions as ins
+from vmx import transitions
 from vmx import profiles
 from vmx.profiles import Profile
+
+
+HOST_GDT_TSS = loader.GDT_BASE + 8 * len(loader.GDT)   # selector 20H
+HOST_TSS = 0x600                                        # 104 bytes, inside the loader's area
+
+
+def _tss_descriptor(base: int, limit: int) -> int:
+    """The low 8 bytes of an available 64-bit TSS descriptor (type 9, present; SDM 8.2.3)."""
+    return (limit & 0xFFFF) | ((base & 0xFFFFFF) << 16) | (0x89 << 40) | (((limit >> 16) & 0xF) << 48) \
+        | (((base >> 24) & 0xFF) << 56)
 
 
 class Cpu(x86.Cpu):
@@ -55,6 +66,13 @@ class Cpu(x86.Cpu):
     def vmwrite(self, field, value: int) -> None:
         ins.vmwrite(self, int(field), int(value))
 
+    def vmlaunch(self):
+        """VM entry with VMLAUNCH; returns the `vmx.VmExit` that ends the guest's run."""
+        return transitions.vmlaunch(self)
+
+    def vmresume(self):
+        return transitions.vmresume(self)
+
 
 class Machine(x86.Machine):
     """An x86 machine whose CPU has VMX, described by a profile (`vmx.profiles.PROFILES`)."""
@@ -68,8 +86,13 @@ class Machine(x86.Machine):
         for reg, names in self.profile.cpuid:
             features[reg] = tuple(dict.fromkeys(features.get(reg, ()) + tuple(names)))
         super().__init__(memory_size, cpuid=CpuidTable(features), **kwargs)
-        # the host: 64-bit mode, CPL 0, flat segments, identity paging (x86.loader, "long")
+        # the host: 64-bit mode, CPL 0, flat segments, identity paging (x86.loader, "long"), and a
+        # 64-bit TSS (VM exits need a usable host TR, SDM 27.2.3)
         loader._setup_mode(self, "long", 0)
+        self.memory.write_u64(HOST_GDT_TSS, _tss_descriptor(HOST_TSS, 0x67))
+        self.memory.write_u64(HOST_GDT_TSS + 8, 0)
+        self.cpu.gdtr = (loader.GDT_BASE, HOST_GDT_TSS + 15 - loader.GDT_BASE)
+        self.cpu.set_segment("tr", HOST_GDT_TSS - loader.GDT_BASE, HOST_TSS, 0x67, 0x8B)
 
     def _msr_read(self, index: int):
         if index == ins.IA32_FEATURE_CONTROL:

@@ -273,6 +273,12 @@ ctypedef struct Cpu:
     # fixed bits another layer imposes on CR0/CR4 (VMX operation: IA32_VMX_CR*_FIXED*); a MOV
     # that breaks them is #GP(0). x86 itself sets none.
     uint64_t cr0_must1, cr0_must0, cr4_must1, cr4_must0
+    # read shadows: MOV from CR0/CR4 and SMSW return shadow bits where the mask is 1
+    # (VMX guest/host masks, SDM 25.6.6); x86 itself sets none
+    uint64_t cr0_read_mask, cr0_read_shadow, cr4_read_mask, cr4_read_shadow
+    Insn* cur_insn           # the instruction offering itself to the intercept hook
+    uint64_t pf_addr         # the linear address of a pending #PF: CR2 is written only when
+                             # the #PF is delivered (a #PF that becomes a VM exit leaves CR2)
     uint64_t storm_icount    # icount at the last event delivery (event-storm bound, _intr.pyx)
     uint32_t storm_count     # deliveries in a row at that icount
 

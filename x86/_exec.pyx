@@ -5,7 +5,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, uintptr
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 from x86._defs cimport *
-from x86._mem cimport (translate, tlb_flush, tlb_drop_writes_to, phys_read, phys_write, ram_ptr,
+from x86._mem cimport (ea_of, translate, tlb_flush, tlb_drop_writes_to, phys_read, phys_write, ram_ptr,
                        lin_read_bytes, update_paging_mode, load_pdptes)
 from x86._seg cimport update_mode
 from x86._intr cimport deliver_event, deliver_pending_exception
@@ -89,6 +89,24 @@ cdef void init_tables() noexcept:
 
 cdef void on_code_write(Cpu* c, uint64_t pa) noexcept:
     (<Core>c.owner)._invalidate_page(pa >> 12)
+
+
+cdef int py_intercept(Cpu* c, int event, uint64_t a, uint64_t b) noexcept:
+    """The intercept hook for a Python hook object (`Core.set_hook`): its `intercept(event, a, b)`
+    returns true when the event becomes an exit. An instruction that exits does not execute:
+    RIP stays at it. Events are the EV_* of _defs.pxd."""
+    try:
+        r = (<object>c.hook_obj).intercept(event, a, b)
+    except BaseException as e:
+        (<object>c.owner)._defer_error(e)
+        return PYERR
+    if not r:
+        return OK
+    if event == EV_INSN or event == EV_IO or event == EV_MSR or event == EV_CR or event == EV_HLT:
+        c.rip = c.rip_start
+    c.stop_reason = STOP_EXIT
+    c.stop_retired = 0
+    return STOP
 
 
 cdef inline int mode_index(Cpu* c) noexcept nogil:
@@ -601,6 +619,15 @@ cdef class Core:
             update_mode(&self.c)
             self.c.next_event = self.c.icount
 
+    property insn_start:
+        """The address of the instruction being executed (where a fault would point)."""
+        def __get__(self):
+            return self.c.rip_start
+
+    property pf_addr:
+        def __get__(self):
+            return self.c.pf_addr
+
     property icount:
         def __get__(self):
             return self.c.icount
@@ -701,6 +728,35 @@ cdef class Core:
         self.c.stop_status = status
         self.c.exit_request = 1
         self.c.next_event = self.c.icount
+
+    def set_hook(self, obj):
+        """Install a Python intercept hook (vmx/svm): sensitive instructions and events ask
+        `obj.intercept(event, a, b)` whether they exit. None removes it."""
+        self.hook = obj
+        if obj is None:
+            self.c.intercept = NULL
+            self.c.hook_obj = NULL
+        else:
+            self.c.hook_obj = <void*>obj
+            self.c.intercept = py_intercept
+
+    def current_insn(self):
+        """The decoded instruction that offered itself to the hook, as a dict of its fields."""
+        cdef Insn* i = self.c.cur_insn
+        if i == NULL:
+            return None
+        return dict(mnem=i.mnem, code=i.code, len=i.len, osz=i.osz, ssz=i.ssz, asz=i.asz,
+                    k0=i.k0, k1=i.k1, k2=i.k2, r0=i.r0, r1=i.r1, r2=i.r2, base=i.base,
+                    index=i.index, scale=i.scale, seg=i.seg, disp=<uint64_t>i.disp, imm=i.imm,
+                    imm2=i.imm2, pfx=i.pfx, nops=i.nops)
+
+    def effective_address(self):
+        """The effective address of the current instruction's memory operand (before the
+        segment base), computed as the instruction does."""
+        cdef Insn* i = self.c.cur_insn
+        if i == NULL:
+            return None
+        return ea_of(&self.c, i)
 
     def flush_tlb(self):
         tlb_flush(&self.c, 0)

@@ -239,9 +239,13 @@ cdef int deliver_event_at(Cpu* c, int vector, int kind, int has_error, uint32_t 
         return STOP
     while True:
         if c.intercept != NULL and (kind == DK_EXCEPTION or kind == DK_SOFT_EXC or kind == DK_NMI):
-            st = c.intercept(c, EV_EXCEPTION, vector, error if has_error else 0xFFFFFFFF)
+            # b: the error code (0xFFFFFFFF: none) and the delivery kind in bits 39:32
+            st = c.intercept(c, EV_EXCEPTION, vector,
+                             (error if has_error else 0xFFFFFFFF) | (<uint64_t>kind << 32))
             if st:
                 return st
+        if vector == PF_VEC and kind == DK_EXCEPTION:
+            c.cr2 = c.pf_addr               # SDM 6.15 #PF: CR2 holds the faulting linear address
         c.halted = 0
         if not (c.cr0 & 1):
             st = deliver_real(c, vector)

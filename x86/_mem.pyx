@@ -91,7 +91,7 @@ cdef inline int pt_set_bits(Cpu* c, uint64_t pa, uint64_t old, uint64_t bits, in
 cdef inline int pf(Cpu* c, uint64_t la, uint32_t err, int acc) noexcept:
     if acc & ACC_NOFAULT:
         return EXC
-    c.cr2 = la
+    c.pf_addr = la                  # CR2 is loaded when the #PF is delivered (_intr.pyx)
     return raise_exc(c, PF_VEC, 1, err)
 
 

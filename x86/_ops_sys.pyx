@@ -14,6 +14,7 @@ from x86 import decode as _decode
 cdef inline int sensitive(Cpu* c, Insn* i, uint64_t detail) noexcept:
     """Offer the instruction to the intercept hook; nonzero means it became an exit."""
     if c.intercept != NULL:
+        c.cur_insn = i
         return c.intercept(c, EV_INSN, i.mnem, detail)
     return OK
 
@@ -98,6 +99,7 @@ cdef int io_allowed(Cpu* c, uint16_t port, int size) noexcept:
 cdef int io_in(Cpu* c, uint16_t port, int size, uint64_t* v, Insn* i) noexcept:
     cdef int r
     if c.intercept != NULL:
+        c.cur_insn = i
         r = c.intercept(c, EV_IO, <uint64_t>port | (<uint64_t>size << 16) | (<uint64_t>1 << 24), 0)
         if r:
             return r
@@ -111,6 +113,7 @@ cdef int io_in(Cpu* c, uint16_t port, int size, uint64_t* v, Insn* i) noexcept:
 cdef int io_out(Cpu* c, uint16_t port, int size, uint64_t v, Insn* i) noexcept:
     cdef int r
     if c.intercept != NULL:
+        c.cur_insn = i
         r = c.intercept(c, EV_IO, <uint64_t>port | (<uint64_t>size << 16), v)
         if r:
             return r
@@ -269,6 +272,7 @@ cdef int h_rdmsr(Cpu* c, Insn* i) noexcept:
     if need_cpl0(c):
         return EXC
     if c.intercept != NULL:
+        c.cur_insn = i
         r = c.intercept(c, EV_MSR, <uint32_t>c.regs[RCX], 0)
         if r:
             return r
@@ -284,6 +288,7 @@ cdef int h_wrmsr(Cpu* c, Insn* i) noexcept:
     if need_cpl0(c):
         return EXC
     if c.intercept != NULL:
+        c.cur_insn = i
         r = c.intercept(c, EV_MSR, <uint32_t>c.regs[RCX], 1)
         if r:
             return r
@@ -479,6 +484,7 @@ cdef int h_mov_to_cr(Cpu* c, Insn* i) noexcept:
     if need_cpl0(c):
         return EXC
     if c.intercept != NULL:
+        c.cur_insn = i
         r = c.intercept(c, EV_CR, <uint64_t>n | 0x100, v)
         if r:
             return r
@@ -496,10 +502,15 @@ cdef int h_mov_from_cr(Cpu* c, Insn* i) noexcept:
     if need_cpl0(c):
         return EXC
     if c.intercept != NULL:
+        c.cur_insn = i
         r = c.intercept(c, EV_CR, <uint64_t>n, 0)
         if r:
             return r
     v = c.cr0 if n == 0 else c.cr2 if n == 2 else c.cr3 if n == 3 else c.cr4 if n == 4 else c.cr8
+    if n == 0:
+        v = (v & ~c.cr0_read_mask) | (c.cr0_read_shadow & c.cr0_read_mask)
+    elif n == 4:
+        v = (v & ~c.cr4_read_mask) | (c.cr4_read_shadow & c.cr4_read_mask)
     wr_reg(c, i.r0, 8 if c.mode64 else 4, v)
     return OK
 
@@ -573,12 +584,13 @@ cdef int h_lmsw(Cpu* c, Insn* i) noexcept:
     return r if r else REDECODE
 
 cdef int h_smsw(Cpu* c, Insn* i) noexcept:
+    cdef uint64_t v = (c.cr0 & ~c.cr0_read_mask) | (c.cr0_read_shadow & c.cr0_read_mask)
     if (c.cr4 & 0x800) and c.cpl > 0:
         return gp0(c)                              # UMIP
     if i.k0 == K_REG:
-        wr_reg(c, i.r0, i.osz, c.cr0 & size_mask(i.osz))
+        wr_reg(c, i.r0, i.osz, v & size_mask(i.osz))
         return OK
-    return st(c, i.seg, ea_of(c, i), 2, c.cr0 & 0xFFFF)
+    return st(c, i.seg, ea_of(c, i), 2, v & 0xFFFF)
 
 cdef int h_invlpg(Cpu* c, Insn* i) noexcept:
     cdef int r
@@ -774,6 +786,7 @@ cdef int h_virt(Cpu* c, Insn* i) noexcept:
     cdef int r
     if c.intercept == NULL:
         return ud(c)
+    c.cur_insn = i
     r = c.intercept(c, EV_INSN, i.mnem, <uint64_t><void*>i)
     if r:
         return r
@@ -790,7 +803,9 @@ cdef object get_named(Cpu* c, str name):
         "kernel_gs_base": c.kernel_gs_base, "star": c.star, "lstar": c.lstar, "cstar": c.cstar,
         "fmask": c.fmask, "cr4_valid": c.cr4_valid, "efer_valid": c.efer_valid,
         "cr0_must1": c.cr0_must1, "cr0_must0": c.cr0_must0, "cr4_must1": c.cr4_must1,
-        "cr4_must0": c.cr4_must0,
+        "cr4_must0": c.cr4_must0, "cr0_read_mask": c.cr0_read_mask,
+        "cr0_read_shadow": c.cr0_read_shadow, "cr4_read_mask": c.cr4_read_mask,
+        "cr4_read_shadow": c.cr4_read_shadow,
         "pg_mode": c.pg_mode, "nmi_blocked": c.nmi_blocked, "inhibit": c.inhibit,
         "pdpte0": c.pdpte[0], "pdpte1": c.pdpte[1], "pdpte2": c.pdpte[2], "pdpte3": c.pdpte[3],
     }[name]
@@ -816,6 +831,14 @@ cdef void set_named_raw(Cpu* c, str name, uint64_t v):
         c.xcr0 = v
     elif name == "pat":
         c.pat = v
+    elif name == "cr0_read_mask":
+        c.cr0_read_mask = v
+    elif name == "cr0_read_shadow":
+        c.cr0_read_shadow = v
+    elif name == "cr4_read_mask":
+        c.cr4_read_mask = v
+    elif name == "cr4_read_shadow":
+        c.cr4_read_shadow = v
     elif name == "cr0_must1":
         c.cr0_must1 = v
     elif name == "cr0_must0":

@@ -201,3 +201,10 @@ class LocalApic:
                 self.write_reg(off, value)
             return True
         return False
+
+    def unacknowledge(self, vector: int) -> None:
+        """Undo an INTA: the vector goes back from ISR to IRR (a VM exit for an external
+        interrupt without "acknowledge interrupt on exit" leaves it pending, SDM 28.2.2)."""
+        self.isr &= ~(1 << vector)
+        self.irr |= 1 << vector
+        self._sync()

@@ -49,7 +49,7 @@ class Cpu(_exec.Core):
     def __init__(self, memory_size: int = 256 << 20, machine=None, cpuid: CpuidTable | None = None):
         self.machine = machine
         self.cpuid_table = cpuid or CpuidTable()
-        self.msr_file: dict[int, int] = {}
+        self.msr_file: dict[int, int] = {0x1D9: 0}      # IA32_DEBUGCTL (no branch tracing modelled)
         self.set_sys_raw("cr4_valid", self.cpuid_table.cr4_valid())
         self.set_sys_raw("efer_valid", self.cpuid_table.efer_valid())
         self.set_sys_raw("pat", 0x0007040600070406)

@@ -1,0 +1,251 @@
+"""VMX non-root operation: which instructions and events cause VM exits (SDM Vol. 3C chapter 26,
+"VMX Non-Root Operation") and the exit information they leave (28.2).
+
+`NonRoot` is the processor's intercept hook while a guest runs: the x86 core asks it about each
+sensitive instruction and event ("may this exit?"). It answers from the VMCS controls and, when
+the answer is yes, records the basic exit information for `vmx.transitions` to write to the VMCS.
+"""
+from __future__ import annotations
+
+import iced_x86
+
+from vmx.controls import PinBased as Pin, ProcBased as Proc, SecondaryProcBased as Sec
+from vmx.exits import ExitReason as R
+from vmx.fields import Field as F, field_info
+
+# events the core offers (x86/_defs.pxd EV_*)
+EV_EXCEPTION, EV_INSN, EV_TRIPLE_FAULT, EV_INTR, EV_NMI, EV_IO, EV_MSR, EV_CR = 1, 2, 3, 4, 5, 6, 7, 8
+# delivery kinds (x86/_defs.pxd DK_*) and the interruption types they become (25.8.3)
+DK_EXCEPTION, DK_SOFT_INT, DK_SOFT_EXC, DK_EXTERNAL, DK_NMI = 0, 1, 2, 3, 4
+TYPE_EXTERNAL, TYPE_NMI, TYPE_HARD_EXCEPTION, TYPE_SOFT_EXCEPTION = 0, 2, 3, 6
+
+_M = iced_x86.Mnemonic
+# 26.1.2 "Instructions That Cause VM Exits Unconditionally"
+UNCONDITIONAL = {_M.CPUID: R.CPUID, _M.GETSEC: R.GETSEC, _M.INVD: R.INVD, _M.XSETBV: R.XSETBV,
+                 _M.VMCALL: R.VMCALL, _M.VMCLEAR: R.VMCLEAR, _M.VMLAUNCH: R.VMLAUNCH,
+                 _M.VMPTRLD: R.VMPTRLD, _M.VMPTRST: R.VMPTRST, _M.VMREAD: R.VMREAD,
+                 _M.VMRESUME: R.VMRESUME, _M.VMWRITE: R.VMWRITE, _M.VMXOFF: R.VMOFF,
+                 _M.VMXON: R.VMON, _M.INVEPT: R.INVEPT, _M.INVVPID: R.INVVPID}
+# 26.1.3 "Instructions That Cause VM Exits Conditionally": (primary control, exit reason)
+BY_PRIMARY = {_M.HLT: (Proc.HLT_EXITING, R.HLT), _M.INVLPG: (Proc.INVLPG_EXITING, R.INVLPG),
+              _M.MWAIT: (Proc.MWAIT_EXITING, R.MWAIT_INSTRUCTION),
+              _M.RDPMC: (Proc.RDPMC_EXITING, R.RDPMC), _M.RDTSC: (Proc.RDTSC_EXITING, R.RDTSC),
+              _M.RDTSCP: (Proc.RDTSC_EXITING, R.RDTSCP),
+              _M.MONITOR: (Proc.MONITOR_EXITING, R.MONITOR_INSTRUCTION),
+              _M.PAUSE: (Proc.PAUSE_EXITING, R.PAUSE_INSTRUCTION)}
+BY_SECONDARY = {_M.WBINVD: (Sec.WBINVD_EXITING, R.WBINVD), _M.RDRAND: (Sec.RDRAND_EXITING, R.RDRAND),
+                _M.RDSEED: (Sec.RDSEED_EXITING, R.RDSEED),
+                _M.LGDT: (Sec.DESC, R.GDTR_IDTR), _M.LIDT: (Sec.DESC, R.GDTR_IDTR),
+                _M.SGDT: (Sec.DESC, R.GDTR_IDTR), _M.SIDT: (Sec.DESC, R.GDTR_IDTR),
+                _M.LLDT: (Sec.DESC, R.LDTR_TR), _M.LTR: (Sec.DESC, R.LDTR_TR),
+                _M.SLDT: (Sec.DESC, R.LDTR_TR), _M.STR: (Sec.DESC, R.LDTR_TR)}
+NOT_MODELLED_IN_GUEST = {_M.VMFUNC: "VMFUNC in VMX non-root operation",
+                         _M.INVPCID: "INVPCID in VMX non-root operation"}
+
+
+class NonRoot:
+    """The intercept hook of one VM entry: reads the controls once, answers the core."""
+
+    def __init__(self, cpu, vmcs):
+        self.cpu = cpu
+        self.memory = cpu.machine.memory
+        r = lambda f: vmcs.read(field_info(f))  # noqa: E731
+        self.pin = r(F.PIN_BASED_VM_EXEC_CONTROL)
+        self.proc = r(F.CPU_BASED_VM_EXEC_CONTROL)
+        self.sec = r(F.SECONDARY_VM_EXEC_CONTROL) if self.proc & Proc.ACTIVATE_SECONDARY_CONTROLS else 0
+        self.exit_ctls = r(F.VM_EXIT_CONTROLS)
+        self.exception_bitmap = r(F.EXCEPTION_BITMAP)
+        self.pf_mask = r(F.PAGE_FAULT_ERROR_CODE_MASK)
+        self.pf_match = r(F.PAGE_FAULT_ERROR_CODE_MATCH)
+        self.cr0_mask, self.cr0_shadow = r(F.CR0_GUEST_HOST_MASK), r(F.CR0_READ_SHADOW)
+        self.cr4_mask, self.cr4_shadow = r(F.CR4_GUEST_HOST_MASK), r(F.CR4_READ_SHADOW)
+        self.cr3_targets = [r(F[f"CR3_TARGET_VALUE{i}"]) for i in range(min(4, r(F.CR3_TARGET_COUNT)))]
+        self.io_bitmap = (r(F.IO_BITMAP_A), r(F.IO_BITMAP_B))
+        self.msr_bitmap = r(F.MSR_BITMAP)
+        self.exit: dict | None = None
+
+    # --- the hook --------------------------------------------------------------------------------
+    def intercept(self, event: int, a: int, b: int) -> bool:
+        if event == EV_INSN:
+            return self._instruction(a, b)
+        if event == EV_IO:
+            return self._io(a & 0xFFFF, (a >> 16) & 0xFF, bool(a >> 24 & 1))
+        if event == EV_MSR:
+            return self._msr(a, bool(b))
+        if event == EV_CR:
+            return self._cr(a & 0xFF, bool(a & 0x100), b)
+        if event == EV_EXCEPTION:
+            return self._exception(a, b & 0xFFFFFFFF, b >> 32)
+        if event == EV_INTR:
+            return self._external_interrupt(a)
+        if event == EV_TRIPLE_FAULT:
+            return self._exit(R.TRIPLE_FAULT, instruction=False)   # 26.2: always exits
+        return False
+
+    def _exit(self, reason, qualification: int = 0, instruction: bool = True, **info) -> bool:
+        """Record the exit; `instruction` exits report the instruction's length (28.2.4)."""
+        ins = self.cpu.current_insn() if instruction else None
+        self.exit = dict(reason=int(reason), qualification=qualification,
+                         instruction_length=ins["len"] if ins else 0, **info)
+        return True
+
+    def _gpr(self, offset: int) -> int:
+        return offset // 8
+
+    # --- instructions ----------------------------------------------------------------------------
+    def _instruction(self, mnem: int, detail: int) -> bool:
+        if mnem in UNCONDITIONAL:
+            return self._exit(UNCONDITIONAL[mnem])
+        if mnem in BY_PRIMARY:
+            ctl, reason = BY_PRIMARY[mnem]
+            if self.proc & ctl:
+                qual = detail if mnem == _M.INVLPG else 0       # the linear address (28.2.1)
+                return self._exit(reason, qual)
+            return False
+        if mnem in BY_SECONDARY:
+            ctl, reason = BY_SECONDARY[mnem]
+            return bool(self.sec & ctl) and self._exit(reason)
+        if mnem == _M.CLTS:
+            # 26.1.3: CLTS exits if CR0.TS is owned by the host and its shadow is 1
+            if self.cr0_mask & 8 and self.cr0_shadow & 8:
+                return self._exit(R.CR_ACCESS, 2 << 4)
+            return False
+        if mnem == _M.LMSW:
+            # 26.1.3: LMSW exits if it would change a host-owned bit of CR0[3:0] against the shadow
+            # (PE can only be set)
+            src = detail & 0xF
+            m = self.cr0_mask & 0xF
+            if (m & 1 and not self.cr0_shadow & 1 and src & 1) or \
+                    ((m & 0xE) & (src ^ self.cr0_shadow)):
+                ins = self.cpu.current_insn()
+                mem = ins["k0"] == 2
+                qual = 3 << 4 | (int(mem) << 6) | (src << 16)
+                if not mem:
+                    qual |= self._gpr(ins["r0"]) << 8
+                return self._exit(R.CR_ACCESS, qual)
+            return False
+        if mnem in NOT_MODELLED_IN_GUEST:
+            from x86 import Unsupported
+            raise Unsupported(NOT_MODELLED_IN_GUEST[mnem])
+        return self._mov_dr(mnem, detail)
+
+    def _mov_dr(self, mnem: int, detail: int) -> bool:
+        from x86 import decode
+        if mnem not in (decode.MOV_TO_DR, decode.MOV_FROM_DR) or not self.proc & Proc.MOV_DR_EXITING:
+            return False
+        ins = self.cpu.current_insn()
+        to_dr = mnem == decode.MOV_TO_DR
+        gpr = self._gpr(ins["r1"] if to_dr else ins["r0"])
+        # Table 28-4: DR number 2:0, direction bit 4 (0 = MOV to DR), GPR 11:8
+        return self._exit(R.DR_ACCESS, (detail & 7) | (int(not to_dr) << 4) | (gpr << 8))
+
+    # --- I/O (26.1.3, 25.6.4) ---------------------------------------------------------------------
+    def _io(self, port: int, size: int, is_in: bool) -> bool:
+        if self.proc & Proc.USE_IO_BITMAPS:
+            exits = False
+            for p in range(port, port + size):
+                if p > 0xFFFF:
+                    exits = True                  # wraps around the I/O-port space
+                    break
+                bitmap = self.io_bitmap[p >> 15]
+                if self.memory.read_u8(bitmap + ((p & 0x7FFF) >> 3)) >> (p & 7) & 1:
+                    exits = True
+                    break
+        else:
+            exits = bool(self.proc & Proc.UNCOND_IO_EXITING)
+        if not exits:
+            return False
+        ins = self.cpu.current_insn()
+        string = ins["mnem"] in _STRING_IO
+        rep = string and bool(ins["pfx"] & 2)
+        imm = not string and (ins["k0"] == 3 or ins["k1"] == 3)
+        # Table 28-5: size-1 in 2:0, direction 3 (1 = IN), string 4, REP 5, immediate 6, port 31:16
+        qual = (size - 1) | (int(is_in) << 3) | (int(string) << 4) | (int(rep) << 5) \
+            | (int(imm) << 6) | (port << 16)
+        info = {}
+        if string:
+            reg = "rdi" if is_in else "rsi"
+            seg = 0 if is_in else ins["seg"]
+            mask = (1 << (8 * ins["asz"])) - 1
+            base = self.cpu.get_seg(seg)[1] if not (self.cpu.code_bits == 64 and seg < 4) else 0
+            info["guest_linear_address"] = (base + (getattr(self.cpu, reg) & mask)) & 0xFFFFFFFFFFFFFFFF
+        return self._exit(R.IO_INSTRUCTION, qual, **info)
+
+    # --- MSRs (26.1.3, 25.6.9) --------------------------------------------------------------------
+    def _msr(self, index: int, write: bool) -> bool:
+        reason = R.MSR_WRITE if write else R.MSR_READ
+        if not self.proc & Proc.USE_MSR_BITMAPS:
+            return self._exit(reason)
+        if index <= 0x1FFF:
+            offset = 0
+        elif 0xC0000000 <= index <= 0xC0001FFF:
+            offset = 1024
+        else:
+            return self._exit(reason)             # outside both ranges: always exits
+        offset += 2048 * write
+        bit = index & 0x1FFF
+        if self.memory.read_u8(self.msr_bitmap + offset + (bit >> 3)) >> (bit & 7) & 1:
+            return self._exit(reason)
+        return False
+
+    # --- control registers (26.1.3, 25.6.6, 25.6.7; Table 28-3) ------------------------------------
+    def _cr(self, n: int, write: bool, value: int) -> bool:
+        ins = self.cpu.current_insn()
+        gpr = self._gpr(ins["r1"] if write else ins["r0"])
+        qual = n | (int(not write) << 4) | (gpr << 8)
+        if write:
+            if n == 0:
+                exits = bool((value ^ self.cr0_shadow) & self.cr0_mask)
+            elif n == 4:
+                exits = bool((value ^ self.cr4_shadow) & self.cr4_mask)
+            elif n == 3:
+                exits = bool(self.proc & Proc.CR3_LOAD_EXITING) and value not in self.cr3_targets
+            elif n == 8:
+                exits = bool(self.proc & Proc.CR8_LOAD_EXITING)
+            else:
+                exits = False
+        else:
+            exits = (n == 3 and bool(self.proc & Proc.CR3_STORE_EXITING)) or \
+                (n == 8 and bool(self.proc & Proc.CR8_STORE_EXITING))
+        return exits and self._exit(R.CR_ACCESS, qual)
+
+    # --- exceptions and interrupts (26.2, 25.6.3) ----------------------------------------------------
+    def _exception(self, vector: int, error: int, kind: int) -> bool:
+        if kind == DK_NMI:
+            if not self.pin & Pin.NMI_EXITING:
+                return False
+            return self._event_exit(R.EXCEPTION_NMI, 2, TYPE_NMI, None)
+        if not self.exception_bitmap >> vector & 1 and vector != 14:
+            return False
+        has_error = error != 0xFFFFFFFF
+        if vector == 14:
+            # 25.6.3: with bit 14 set, #PF exits iff (error & mask) == match; with it clear, iff !=
+            matches = (error & self.pf_mask) == self.pf_match
+            if bool(self.exception_bitmap >> 14 & 1) != matches:
+                return False
+        soft = kind == DK_SOFT_EXC
+        qual = self.cpu.pf_addr if vector == 14 else 0
+        if soft:
+            self.cpu.rip = self.cpu.insn_start        # the exit points at INT3/INTO itself
+        return self._event_exit(R.EXCEPTION_NMI, vector, TYPE_SOFT_EXCEPTION if soft else TYPE_HARD_EXCEPTION,
+                                error if has_error else None, qual, soft)
+
+    def _event_exit(self, reason, vector, kind, error, qual=0, with_length=False) -> bool:
+        info = {"interruption_info": vector | (kind << 8) | ((error is not None) << 11) | (1 << 31)}
+        if error is not None:
+            info["interruption_error_code"] = error
+        return self._exit(reason, qual, instruction=with_length, **info)
+
+    def _external_interrupt(self, vector: int) -> bool:
+        if not self.pin & Pin.EXT_INTR_MASK:
+            return False
+        info = {}
+        if self.exit_ctls & (1 << 15):             # acknowledge interrupt on exit (25.7.1)
+            info["interruption_info"] = vector | (TYPE_EXTERNAL << 8) | (1 << 31)
+        else:
+            self.cpu.machine.apic.unacknowledge(vector)
+        return self._exit(R.EXTERNAL_INTERRUPT, 0, instruction=False, **info)
+
+
+_STRING_IO = {_M.INSB, _M.INSW, _M.INSD, _M.OUTSB, _M.OUTSW, _M.OUTSD}
+
