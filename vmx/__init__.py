@@ -16,11 +16,15 @@ from vmx.fields import FIELDS, Field, FieldInfo, field_info
 
 from vmx.machine import Cpu, Machine, enable
 from vmx.builder import VmcsBuilder
+from vmx.vmm import UnhandledExit, Vmm
+from vmx.exit_record import VmExit
+from vmx import qualification, interruption, instruction_info
 from vmx.transitions import GuestStuck
 from vmx.outcome import Check, VmFail, VmFailInvalid, VmFailValid
 
 __all__ = [
-    "Machine", "Cpu", "enable", "VmcsBuilder", "GuestStuck", "VmFail", "VmFailInvalid", "VmFailValid", "Check",
+    "Machine", "Cpu", "enable", "VmcsBuilder", "GuestStuck", "Vmm", "UnhandledExit", "VmExit",
+    "qualification", "interruption", "instruction_info", "VmFail", "VmFailInvalid", "VmFailValid", "Check",
     "controls", "errors", "exits", "fields", "profiles",
     "Field", "FieldInfo", "field_info", "FIELDS",
     "ExitReason", "VmInstructionError",
