@@ -123,8 +123,9 @@ cdef int h_ins(Cpu* c, Insn* i) noexcept:
     return OK
 
 cdef int h_outs(Cpu* c, Insn* i) noexcept:
+    """OUTS DX, m: the element size is the memory operand's (operand 1)."""
     cdef uint64_t v = 0
-    cdef int sz = i.osz, r
+    cdef int sz = i.ssz, r
     cdef uint16_t port = <uint16_t>c.regs[RDX]
     cdef int64_t d = step(c, sz)
     r = io_allowed(c, port, sz)

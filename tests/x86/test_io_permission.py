@@ -99,3 +99,28 @@ def test_exit_port():
     m = long_machine("mov dx, 0xf4\nmov eax, 0x2a\nout dx, eax\nud2")
     stop = m.cpu.run(max_instructions=50)
     assert (stop.reason, stop.status) == ("exit", 0x2A)
+
+
+def test_outs_element_size_is_the_memory_operand():
+    """OUTSB/OUTSW/OUTSD write 1, 2 and 4 bytes (SDM Vol. 2B OUTS)."""
+    import x86
+    from x86.asm import assemble
+
+    class Recorder:
+        def __init__(self):
+            self.writes = []
+
+        def io_read(self, port, size):
+            return 0
+
+        def io_write(self, port, size, value):
+            self.writes.append((size, value))
+
+    m = x86.Machine(memory_size=1 << 24)
+    dev = Recorder()
+    m.attach_io(0x300, dev)
+    m.memory.write(0x200000, bytes(range(1, 9)))
+    m.load(assemble("mov dx, 0x300\nmov rsi, 0x200000\noutsb\noutsw\noutsd\nhlt", address=0x100000),
+           address=0x100000)
+    m.cpu.run()
+    assert dev.writes == [(1, 0x01), (2, 0x0302), (4, 0x07060504)]
