@@ -81,6 +81,8 @@ def _mode_checks(cpu, name: str, vmxon: bool = False) -> None:
     """The #UD conditions every VMX instruction shares (31.3, each instruction's Operation)."""
     if not vmxon and not cpu.vmx.in_operation:
         _ud(f"{name} outside VMX operation")
+    if cpu.code_bits == 64 and not vmxon:
+        return                  # 64-bit mode: CR0.PE = 1, RFLAGS.VM = 0, CS.L = 1
     if not cpu.cr0 & 1:
         _ud(f"{name} with CR0.PE = 0")
     if vmxon and not cpu.cr4 & (1 << 13):

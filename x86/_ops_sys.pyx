@@ -796,19 +796,70 @@ cdef int h_virt(Cpu* c, Insn* i) noexcept:
 # --- state access for the Python face -----------------------------------------------------------
 
 cdef object get_named(Cpu* c, str name):
-    return {
-        "cr0": c.cr0, "cr2": c.cr2, "cr3": c.cr3, "cr4": c.cr4, "cr8": c.cr8, "efer": c.efer,
-        "dr6": c.dr6, "dr7": c.dr[7] | 0x400, "dr0": c.dr[0], "dr1": c.dr[1], "dr2": c.dr[2],
-        "dr3": c.dr[3], "xcr0": c.xcr0, "pat": c.pat, "tsc_offset": c.tsc_offset,
-        "kernel_gs_base": c.kernel_gs_base, "star": c.star, "lstar": c.lstar, "cstar": c.cstar,
-        "fmask": c.fmask, "cr4_valid": c.cr4_valid, "efer_valid": c.efer_valid,
-        "cr0_must1": c.cr0_must1, "cr0_must0": c.cr0_must0, "cr4_must1": c.cr4_must1,
-        "cr4_must0": c.cr4_must0, "cr0_read_mask": c.cr0_read_mask,
-        "cr0_read_shadow": c.cr0_read_shadow, "cr4_read_mask": c.cr4_read_mask,
-        "cr4_read_shadow": c.cr4_read_shadow,
-        "pg_mode": c.pg_mode, "nmi_blocked": c.nmi_blocked, "inhibit": c.inhibit,
-        "pdpte0": c.pdpte[0], "pdpte1": c.pdpte[1], "pdpte2": c.pdpte[2], "pdpte3": c.pdpte[3],
-    }[name]
+    """One register by name (the Python faces and x86.state); a chain of C comparisons."""
+    if name == "cr0":
+        return c.cr0
+    if name == "cr3":
+        return c.cr3
+    if name == "cr4":
+        return c.cr4
+    if name == "efer":
+        return c.efer
+    if name == "cr2":
+        return c.cr2
+    if name == "cr8":
+        return c.cr8
+    if name == "dr7":
+        return c.dr[7] | 0x400
+    if name == "dr6":
+        return c.dr6
+    if name == "pat":
+        return c.pat
+    if name in ("dr0", "dr1", "dr2", "dr3"):
+        return c.dr[int(name[2])]
+    if name == "xcr0":
+        return c.xcr0
+    if name == "tsc_offset":
+        return c.tsc_offset
+    if name == "kernel_gs_base":
+        return c.kernel_gs_base
+    if name == "star":
+        return c.star
+    if name == "lstar":
+        return c.lstar
+    if name == "cstar":
+        return c.cstar
+    if name == "fmask":
+        return c.fmask
+    if name == "cr4_valid":
+        return c.cr4_valid
+    if name == "efer_valid":
+        return c.efer_valid
+    if name == "pg_mode":
+        return c.pg_mode
+    if name == "nmi_blocked":
+        return c.nmi_blocked
+    if name == "inhibit":
+        return c.inhibit
+    if name.startswith("pdpte"):
+        return c.pdpte[int(name[5])]
+    if name == "cr0_must1":
+        return c.cr0_must1
+    if name == "cr0_must0":
+        return c.cr0_must0
+    if name == "cr4_must1":
+        return c.cr4_must1
+    if name == "cr4_must0":
+        return c.cr4_must0
+    if name == "cr0_read_mask":
+        return c.cr0_read_mask
+    if name == "cr0_read_shadow":
+        return c.cr0_read_shadow
+    if name == "cr4_read_mask":
+        return c.cr4_read_mask
+    if name == "cr4_read_shadow":
+        return c.cr4_read_shadow
+    raise KeyError(name)
 
 cdef void set_named_raw(Cpu* c, str name, uint64_t v):
     if name == "cr0":
