@@ -60,7 +60,8 @@ def _vmentry(cpu, launch: bool):
     checks = _entry_checks()
     if checks is not None:
         ctx = checks.EntryContext(vmcs=vmcs, profile=cpu.machine.profile,
-                                  read_phys=cpu.machine.memory.read, launch=launch)
+                                  read_phys=cpu.machine.memory.read, launch=launch,
+                                  host_lma=bool(cpu.efer & 0x400), vmxon_pointer=cpu.vmx.vmxon_pointer)
         for run in (checks.run_control_checks, checks.run_host_checks):
             failure = run(ctx)
             if failure is not None:

@@ -225,3 +225,54 @@ def test_unhandled_exit_is_reported():
     m = vm("cpuid")
     with pytest.raises(vmx.UnhandledExit, match="CPUID"):
         vmx.Vmm(m).run()
+
+
+def test_control_check_failure_is_vmfail_valid_7_naming_the_field():
+    """27.2.1: a VM-execution control field with a bit its capability MSR does not allow makes
+    VMLAUNCH fail with VMfailValid(7); `.check` names the field, its value and the rule."""
+    m = vm("vmcall")
+    m.cpu.vmwrite(F.PIN_BASED_VM_EXEC_CONTROL, 0)
+    with pytest.raises(vmx.VmFailValid) as e:
+        m.cpu.vmlaunch()
+    assert e.value.error == 7
+    assert "PIN_BASED_VM_EXEC_CONTROL" in e.value.check.rule and "27.2.1" in e.value.check.section
+    assert m.cpu.vmread(F.VM_INSTRUCTION_ERROR) == 7
+
+
+def test_host_check_failure_is_vmfail_valid_8():
+    """27.2.3: the host TR selector must not be 0000H: VMfailValid(8)."""
+    m = vm("vmcall")
+    m.cpu.vmwrite(F.HOST_TR_SELECTOR, 0)
+    with pytest.raises(vmx.VmFailValid) as e:
+        m.cpu.vmlaunch()
+    assert e.value.error == 8 and "HOST_TR_SELECTOR" in e.value.check.rule
+
+
+def test_guest_check_failure_is_an_entry_failure_exit_33():
+    """27.3.1.4: RFLAGS bit 1 must be 1; a failed guest-state check is a VM exit with basic
+    reason 33 and bit 31 set (27.8), the host state loaded, the check named."""
+    m = vm("vmcall")
+    m.cpu.vmwrite(F.GUEST_RFLAGS, 0)
+    m.cpu.vmwrite(F.HOST_RIP, 0x5555)
+    ex = m.cpu.vmlaunch()
+    assert ex.entry_failure and ex.reason == R.INVALID_STATE and int(ex.qualification) == 0
+    assert m.cpu.vmread(F.VM_EXIT_REASON) == 0x80000021
+    assert "GUEST_RFLAGS" in ex.explain()
+    assert m.cpu.rip == 0x5555
+    with pytest.raises(vmx.VmFailValid) as e:        # the VMCS was not launched
+        m.cpu.vmresume()
+    assert e.value.error == 5
+
+
+def test_msr_load_failure_is_exit_34_with_the_entry_number():
+    """27.4: a VM-entry MSR-load entry that cannot be loaded makes a VM exit with reason 34 and
+    the 1-based entry number as qualification."""
+    m = vm("vmcall")
+    m.memory.write_u32(0x30000, 0xC0000082)          # IA32_LSTAR := canonical: loads
+    m.memory.write_u64(0x30008, 0xFFFF800000000000)
+    m.memory.write_u32(0x30010, 0xC0000082)          # non-canonical: WRMSR would #GP
+    m.memory.write_u64(0x30018, 0x0000800000000000)
+    m.cpu.vmwrite(F.VM_ENTRY_MSR_LOAD_ADDR, 0x30000)
+    m.cpu.vmwrite(F.VM_ENTRY_MSR_LOAD_COUNT, 2)
+    ex = m.cpu.vmlaunch()
+    assert ex.entry_failure and ex.reason == R.MSR_LOAD_FAIL and int(ex.qualification) == 2

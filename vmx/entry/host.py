@@ -261,7 +261,8 @@ def check_outside_ia32e_mode(ctx):
     if ctx.entry_controls & En.IA32E_MODE:
         bad.append(f"\"IA-32e mode guest\" ({show(Field.VM_ENTRY_CONTROLS, ctx.entry_controls)})")
     if _host_64(ctx):
-        bad.append(f"\"host address-space size\" ({show(Field.VM_EXIT_CONTROLS, ctx.exit_controls)})")
+        exit_controls = show(Field.VM_EXIT_CONTROLS, ctx.exit_controls)
+        bad.append(f"\"host address-space size\" ({exit_controls})")
     if bad:
         return _fail(ctx, SIZE, " and ".join(bad) + " must be 0 when the VMM runs outside "
                      "IA-32e mode (IA32_EFER.LMA = 0)")
