@@ -2,8 +2,11 @@
 from setuptools import Extension, setup
 from Cython.Build import cythonize
 
-# One list: every compiled module of the processor core.
-CORE = ["_mem", "_exec", "_intr", "_seg", "_ops_alu", "_ops_ctl", "_ops_str", "_ops_sys", "_ops_fast"]
+# One list: every compiled module, by package: the processor core, then VT-x's hot path.
+MODULES = {
+    "x86": ["_mem", "_exec", "_intr", "_seg", "_ops_alu", "_ops_ctl", "_ops_str", "_ops_sys", "_ops_fast"],
+    "vmx": ["_vmcs"],
+}
 
 DIRECTIVES = {
     "language_level": 3,
@@ -15,8 +18,8 @@ DIRECTIVES = {
 }
 
 extensions = [
-    Extension(f"x86.{name}", [f"x86/{name}.pyx"], extra_compile_args=["-O2", "-Wno-unused-function"])
-    for name in CORE
+    Extension(f"{pkg}.{name}", [f"{pkg}/{name}.pyx"], extra_compile_args=["-O2", "-Wno-unused-function"])
+    for pkg, names in MODULES.items() for name in names
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES, nthreads=2, quiet=True))

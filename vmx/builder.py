@@ -4,8 +4,8 @@ guest gets flat 64-bit segments, the same page tables, and the RIP and RSP you g
 from __future__ import annotations
 
 from vmx import profiles
-from vmx.controls import (EntryControls as En, ExitControls as Ex, PinBased as Pin,
-                          ProcBased as Proc, SecondaryProcBased as Sec)
+from vmx.controls import (EntryControls as En, ExitControls as Ex,
+                          ProcBased as Proc)
 from vmx.fields import Field as F
 
 _SEGS = ("es", "cs", "ss", "ds", "fs", "gs", "ldtr", "tr")

@@ -8,7 +8,7 @@ VMCLEAR and VMPTRLD, a field encoding and a value for VMREAD/VMWRITE.
 from __future__ import annotations
 
 import x86
-from vmx import profiles
+from vmx import _vmcs, profiles
 from vmx.errors import VmInstructionError as E
 from vmx.fields import field_info
 from vmx.outcome import Check, VmFailInvalid, VmFailValid
@@ -22,15 +22,10 @@ IA32_FEATURE_CONTROL = 0x3A
 FC_LOCK, FC_VMX_IN_SMX, FC_VMX_OUTSIDE_SMX = 1 << 0, 1 << 1, 1 << 2
 
 
-class VmxState:
-    """What the processor remembers about VMX operation (SDM 24.1, 25.1)."""
-
-    def __init__(self):
-        self.root = False                 # in VMX root operation
-        self.non_root = False             # in VMX non-root operation (a guest is running)
-        self.vmxon_pointer = INVALID_POINTER
-        self.current = INVALID_POINTER    # current-VMCS pointer
-        self.cache: dict[int, Vmcs] = {}  # VMCS data by region address
+class VmxState(_vmcs.VmxStateBase):
+    """What the processor remembers about VMX operation (SDM 24.1, 25.1): `root`, `non_root`,
+    `vmxon_pointer`, `current` (the current-VMCS pointer) and `cache` (VMCS data by region
+    address) are kept in C (vmx._vmcs.VmxStateBase) for the VMREAD/VMWRITE fast path."""
 
     @property
     def in_operation(self) -> bool:
@@ -39,7 +34,10 @@ class VmxState:
     def current_vmcs(self) -> Vmcs | None:
         if self.current == INVALID_POINTER:
             return None
-        return self.cache.setdefault(self.current, Vmcs(self.current))
+        vmcs = self.cur
+        if vmcs is None:
+            vmcs = self.cur = self.cache.setdefault(self.current, Vmcs(self.current))
+        return vmcs
 
 
 # --- the conventions (31.2) ------------------------------------------------------------------
@@ -56,7 +54,7 @@ def vmfail_invalid(cpu, check: Check):
 def vmfail_valid(cpu, error: int, check: Check):
     cpu.rflags = (cpu.rflags & ~_ARITH) | _ZF
     vmcs = cpu.vmx.current_vmcs()
-    vmcs.values[0x4400] = int(error)        # VM_INSTRUCTION_ERROR
+    vmcs.write_enc(0x4400, int(error))      # VM_INSTRUCTION_ERROR
     raise VmFailValid(error, check)
 
 
@@ -235,8 +233,9 @@ def _field(cpu, name: str, encoding: int):
             "(SDM Appendix B lists the encodings)")))
 
 
-def vmread(cpu, encoding: int) -> int:
-    """VMREAD (31.3 "VMREAD - Read Field from Virtual-Machine Control Structure")."""
+def _vmread(cpu, encoding: int) -> int:
+    """VMREAD (31.3 "VMREAD - Read Field from Virtual-Machine Control Structure"): every case;
+    `vmread` (vmx._vmcs) does the common one in C and comes here for the rest."""
     name = "VMREAD"
     _mode_checks(cpu, name)
     _cpl0(cpu, name)
@@ -249,8 +248,9 @@ def vmread(cpu, encoding: int) -> int:
     return value
 
 
-def vmwrite(cpu, encoding: int, value: int) -> None:
-    """VMWRITE (31.3 "VMWRITE - Write Field to Virtual-Machine Control Structure")."""
+def _vmwrite(cpu, encoding: int, value: int) -> None:
+    """VMWRITE (31.3 "VMWRITE - Write Field to Virtual-Machine Control Structure"): every case;
+    `vmwrite` (vmx._vmcs) does the common one in C and comes here for the rest."""
     name = "VMWRITE"
     _mode_checks(cpu, name)
     _cpl0(cpu, name)
@@ -265,3 +265,10 @@ def vmwrite(cpu, encoding: int, value: int) -> None:
             "IA32_VMX_MISC[29] = 0: VMWRITE to it is not supported")))
     vmcs.write(info, int(value))
     vmsucceed(cpu)
+
+
+# VMREAD/VMWRITE: the common case of 31.3 in C (VMX root operation, 64-bit mode, CPL 0, a current
+# VMCS, a known field, not read-only for VMWRITE); every other case is _vmread/_vmwrite above.
+_vmcs.set_fallbacks(_vmread, _vmwrite)
+vmread = _vmcs.vmread
+vmwrite = _vmcs.vmwrite

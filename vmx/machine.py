@@ -60,11 +60,10 @@ class Cpu(x86.Cpu):
     def vmptrst(self) -> int:
         return ins.vmptrst(self)
 
-    def vmread(self, field) -> int:
-        return ins.vmread(self, int(field))
-
-    def vmwrite(self, field, value: int) -> None:
-        ins.vmwrite(self, int(field), int(value))
+    # VMREAD/VMWRITE: the C fast path of vmx._vmcs (the common case) falling back to the full
+    # SDM 31.3 pseudocode of vmx.instructions for every other case
+    vmread = ins.vmread
+    vmwrite = ins.vmwrite
 
     def vmlaunch(self):
         """VM entry with VMLAUNCH; returns the `vmx.VmExit` that ends the guest's run."""

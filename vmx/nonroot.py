@@ -15,6 +15,7 @@ from vmx.fields import Field as F, field_info
 
 # events the core offers (x86/_defs.pxd EV_*)
 EV_EXCEPTION, EV_INSN, EV_TRIPLE_FAULT, EV_INTR, EV_NMI, EV_IO, EV_MSR, EV_CR = 1, 2, 3, 4, 5, 6, 7, 8
+EV_STEP, EV_DEADLINE, EV_INTR_WINDOW, EV_NMI_WINDOW = 10, 11, 12, 13
 # delivery kinds (x86/_defs.pxd DK_*) and the interruption types they become (25.8.3)
 DK_EXCEPTION, DK_SOFT_INT, DK_SOFT_EXC, DK_EXTERNAL, DK_NMI = 0, 1, 2, 3, 4
 TYPE_EXTERNAL, TYPE_NMI, TYPE_HARD_EXCEPTION, TYPE_SOFT_EXCEPTION = 0, 2, 3, 6
@@ -63,6 +64,7 @@ class NonRoot:
         self.io_bitmap = (r(F.IO_BITMAP_A), r(F.IO_BITMAP_B))
         self.msr_bitmap = r(F.MSR_BITMAP)
         self.exit: dict | None = None
+        self.timer = None                       # vmx.events.PreemptionTimer, set by arm()
 
     # --- the hook --------------------------------------------------------------------------------
     def intercept(self, event: int, a: int, b: int) -> bool:
@@ -80,6 +82,10 @@ class NonRoot:
             return self._external_interrupt(a)
         if event == EV_TRIPLE_FAULT:
             return self._exit(R.TRIPLE_FAULT, instruction=False)   # 26.2: always exits
+        if event in _BOUNDARY_EXITS:
+            # 26.5.2 MTF, 26.5.1 VMX-preemption timer, 26.7.5 / 26.7.6 interrupt and NMI windows:
+            # the core offers these only when arm() asked for them
+            return self._exit(_BOUNDARY_EXITS[event], instruction=False)
         return False
 
     def _exit(self, reason, qualification: int = 0, instruction: bool = True, **info) -> bool:
@@ -87,6 +93,17 @@ class NonRoot:
         ins = self.cpu.current_insn() if instruction else None
         self.exit = dict(reason=int(reason), qualification=qualification,
                          instruction_length=ins["len"] if ins else 0, **info)
+        delivering = self.cpu.delivering
+        if delivering is not None and "idt_vectoring_info" not in info:
+            # 28.2.4: the exit interrupted the delivery of an event through the IDT; for a
+            # software interrupt or exception the instruction length is its length (28.2.5)
+            from vmx.events import vectoring_info
+            vec, error, length = vectoring_info(delivering)
+            self.exit["idt_vectoring_info"] = vec
+            if error is not None:
+                self.exit["idt_vectoring_error_code"] = error
+            if length:
+                self.exit["instruction_length"] = length
         return True
 
     def _gpr(self, offset: int) -> int:
@@ -247,5 +264,7 @@ class NonRoot:
         return self._exit(R.EXTERNAL_INTERRUPT, 0, instruction=False, **info)
 
 
+_BOUNDARY_EXITS = {EV_STEP: R.MONITOR_TRAP_FLAG, EV_DEADLINE: R.PREEMPTION_TIMER,
+                   EV_INTR_WINDOW: R.INTERRUPT_WINDOW, EV_NMI_WINDOW: R.NMI_WINDOW}
 _STRING_IO = {_M.INSB, _M.INSW, _M.INSD, _M.OUTSB, _M.OUTSW, _M.OUTSD}
 

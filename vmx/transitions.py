@@ -9,7 +9,7 @@ and MSRs (28.6).
 """
 from __future__ import annotations
 
-from vmx import instructions as ins
+from vmx import checkcache, events, instructions as ins
 from vmx.errors import VmInstructionError as E
 from vmx.exits import ExitReason as R
 from vmx.fields import Field as F, field_info
@@ -53,18 +53,12 @@ def _vmentry(cpu, launch: bool):
     if not launch and not vmcs.launched:
         ins.vmfail_valid(cpu, E.VMRESUME_NONLAUNCHED_VMCS, Check(
             "31.3", name, "the launch state of the current VMCS is \"clear\": use VMLAUNCH first"))
-    checks = _entry_checks()
-    if checks is not None:
-        ctx = checks.EntryContext(vmcs=vmcs, profile=cpu.machine.profile,
-                                  read_phys=cpu.machine.memory.read, launch=launch,
-                                  host_lma=bool(cpu.efer & 0x400), vmxon_pointer=cpu.vmx.vmxon_pointer)
-        for run in (checks.run_control_checks, checks.run_host_checks):
-            failure = run(ctx)
-            if failure is not None:
-                ins.vmfail_valid(cpu, failure.error, failure.check)
-        failure = checks.run_guest_checks(ctx)
-        if failure is not None:
-            return _entry_failure(cpu, vmcs, R.INVALID_STATE, failure.qualification, failure.check)
+    # 27.2 then 27.3.1, each check skipped while what it read is unchanged (vmx.checkcache)
+    failure = checkcache.entry_checks(cpu, vmcs, launch)
+    if failure is not None:
+        if failure.kind != "guest":
+            ins.vmfail_valid(cpu, failure.error, failure.check)
+        return _entry_failure(cpu, vmcs, R.INVALID_STATE, failure.qualification, failure.check)
     _load_guest(cpu, vmcs)
     failed_at = _load_msr_list(cpu, _read(vmcs, F.VM_ENTRY_MSR_LOAD_ADDR), _read(vmcs, F.VM_ENTRY_MSR_LOAD_COUNT))
     if failed_at:
@@ -76,33 +70,27 @@ def _vmentry(cpu, launch: bool):
     return _run_guest(cpu, vmcs)
 
 
-def _entry_checks():
-    try:
-        from vmx import entry
-    except ImportError:
-        return None
-    return entry if hasattr(entry, "run_guest_checks") else None
-
-
 # --- running the guest and the exit ---------------------------------------------------------------
 
 def _run_guest(cpu, vmcs):
     hook = NonRoot(cpu, vmcs)
     cpu.set_hook(hook)
     try:
+        events.arm(cpu, vmcs, hook)             # 27.6 event injection, 27.7 special features
         stop = cpu.run()
     finally:
         cpu.set_hook(None)
+        events.disarm(cpu)
     if stop.reason != "vmexit":
         cpu.vmx.non_root, cpu.vmx.root = False, True
         what = {"hlt": "halted with nothing to wake it and \"HLT exiting\" clear",
                 "shutdown": "shut down", "exit": "wrote the platform exit port"}.get(stop.reason, stop.reason)
-        _exit_to_host(cpu, vmcs, {"reason": int(R.TRIPLE_FAULT) if stop.reason == "shutdown" else 0})
+        _exit_to_host(cpu, vmcs, {"reason": int(R.TRIPLE_FAULT) if stop.reason == "shutdown" else 0}, hook=hook)
         raise GuestStuck(f"the guest {what} at RIP {stop.rip:#x} without a VM exit")
-    return _exit_to_host(cpu, vmcs, hook.exit)
+    return _exit_to_host(cpu, vmcs, hook.exit, hook=hook)
 
 
-def _exit_to_host(cpu, vmcs, info: dict, check=None):
+def _exit_to_host(cpu, vmcs, info: dict, check=None, hook=None):
     """28.2-28.6: record the exit information, save the guest, load the host."""
     _write(vmcs, F.VM_EXIT_REASON, info["reason"])
     _write(vmcs, F.EXIT_QUALIFICATION, info.get("qualification", 0))
@@ -115,6 +103,7 @@ def _exit_to_host(cpu, vmcs, info: dict, check=None):
     _write(vmcs, F.IDT_VECTORING_INFO_FIELD, info.get("idt_vectoring_info", 0))
     _write(vmcs, F.IDT_VECTORING_ERROR_CODE, info.get("idt_vectoring_error_code", 0))
     if not info["reason"] & (1 << 31):
+        events.save(cpu, vmcs, hook)
         _save_guest(cpu, vmcs)
         _store_msr_list(cpu, _read(vmcs, F.VM_EXIT_MSR_STORE_ADDR), _read(vmcs, F.VM_EXIT_MSR_STORE_COUNT))
     _load_host(cpu, vmcs)

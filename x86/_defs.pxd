@@ -281,6 +281,33 @@ ctypedef struct Cpu:
                              # the #PF is delivered (a #PF that becomes a VM exit leaves CR2)
     uint64_t storm_icount    # icount at the last event delivery (event-storm bound, _intr.pyx)
     uint32_t storm_count     # deliveries in a row at that icount
+    # the event being delivered through the IDT/IVT (`delivering` is its vector, -1 when none):
+    # an intercept raised during its delivery (a nested exception, a second-level fault) can
+    # report which event was interrupted (VMX IDT-vectoring information, SVM EXITINTINFO)
+    int dv_kind              # DK_*
+    int dv_has_error
+    uint32_t dv_error
+    uint32_t dv_len          # software INT n / INT3 / INTO / INT1: the instruction's length
+    # an event another layer injects (VMX VM-entry event injection, SVM EVENTINJ): delivered
+    # before the next instruction, not offered to the intercept hook itself (a nested exception
+    # is); inj_vector -1 when none
+    int inj_vector
+    int inj_kind
+    int inj_has_error
+    uint32_t inj_error
+    uint64_t inj_restart     # RIP a fault during its delivery reports (software kinds: the instruction)
+    # exits the intercept hook arms (all inactive without a hook):
+    int nmi_block_virtual    # nmi_blocked holds back injected NMIs only: real ones reach the hook
+    uint32_t window_exits    # WIN_* below: ask the hook when interrupts / NMIs become deliverable
+    int step_exit            # EV_STEP at the next instruction boundary after an instruction
+    uint64_t step_icount     #   retired or an event was delivered (icount when armed)
+    int step_due
+    uint64_t exit_deadline   # time (icount + idle) at which EV_DEADLINE is offered once
+    # RDTSC / RDTSCP / RDMSR(IA32_TSC) see ((TSC * tsc_mult) >> tsc_shift) + tsc_add
+    # (tsc_mult 0: no scaling); the TSC itself is icount + idle + tsc_offset
+    uint64_t tsc_mult
+    uint32_t tsc_shift
+    uint64_t tsc_add
 
 
 # --- inline helpers on the hot path -------------------------------------------
@@ -449,6 +476,19 @@ cdef enum:
     EV_MSR = 7           # a = index, b = 1 for WRMSR
     EV_CR = 8            # a = cr | write << 8, b = value
     EV_HLT = 9
+    EV_STEP = 10         # an armed one-instruction step completed (Cpu.step_exit)
+    EV_DEADLINE = 11     # the armed exit deadline passed (Cpu.exit_deadline)
+    EV_INTR_WINDOW = 12  # IF = 1 and no STI / MOV SS shadow (Cpu.window_exits & WIN_INTR)
+    EV_NMI_WINDOW = 13   # NMIs not blocked and no MOV SS shadow (Cpu.window_exits & WIN_NMI)
+
+cdef enum:
+    WIN_INTR = 1
+    WIN_NMI = 2
+
+# Cpu.inhibit: which instruction opened the interrupt shadow
+cdef enum:
+    INHIBIT_STI = 1
+    INHIBIT_MOVSS = 2
 
 # kinds of event delivery (SDM 6.4-6.5)
 cdef enum:

@@ -8,7 +8,7 @@ from x86._defs cimport *
 from x86._mem cimport (ea_of, translate, tlb_flush, tlb_drop_writes_to, phys_read, phys_write, ram_ptr,
                        lin_read_bytes, update_paging_mode, load_pdptes)
 from x86._seg cimport update_mode
-from x86._intr cimport deliver_event, deliver_pending_exception
+from x86._intr cimport deliver_event, deliver_event_ex, deliver_pending_exception
 from x86 cimport _ops_alu, _ops_ctl, _ops_str, _ops_sys, _ops_fast
 
 from x86 import decode as _decode
@@ -159,6 +159,8 @@ cdef class Core:
         self.c.hard_limit = U64_MAX
         self.c.run_limit = U64_MAX
         self.c.delivering = -1
+        self.c.inj_vector = -1
+        self.c.exit_deadline = U64_MAX
         self.scratch.insns = self.scratch_insn
         self.blocks = {}
         self.page_blocks = {}
@@ -357,6 +359,13 @@ cdef class Core:
         cdef uint64_t now = c.icount + c.idle
         if c.exit_request:
             return PYERR if c.exit_request == 2 else STOP
+        if c.inj_vector >= 0:
+            # an injected event goes first: it is delivered as part of the entry that injected it
+            v = c.inj_vector
+            c.inj_vector = -1
+            st = deliver_event_ex(c, v, c.inj_kind, c.inj_has_error, c.inj_error, c.inj_restart, 1)
+            if st:
+                return st
         if c.tf_armed:
             c.tf_armed = 0
             c.dr6 |= 1 << 14                      # DR6.BS (SDM 17.3.1.4)
@@ -375,10 +384,31 @@ cdef class Core:
                 return PYERR
         if c.inhibit and c.icount >= c.shadow_end:
             c.inhibit = 0
+        if c.intercept != NULL:
+            # exits the hook armed, in the order debug traps (above) > step > deadline >
+            # NMI window > NMI > interrupt window > external interrupt (SDM Vol. 3C 26.5, 26.7)
+            if c.step_exit and (c.icount != c.step_icount or c.step_due):
+                c.step_exit = 0
+                st = c.intercept(c, EV_STEP, 0, 0)
+                if st:
+                    return st
+            if now >= c.exit_deadline:
+                c.exit_deadline = U64_MAX
+                st = c.intercept(c, EV_DEADLINE, 0, 0)
+                if st:
+                    return st
+            if (c.window_exits & WIN_NMI) and not c.nmi_blocked and c.inhibit != INHIBIT_MOVSS:
+                st = c.intercept(c, EV_NMI_WINDOW, 0, 0)
+                if st:
+                    return st
         if not c.inhibit:
-            if c.nmi_pending and not c.nmi_blocked:
+            if c.nmi_pending and (not c.nmi_blocked or c.nmi_block_virtual):
                 c.nmi_pending = 0
                 st = deliver_event(c, NMI_VEC, DK_NMI, 0, 0)
+                if st:
+                    return st
+            elif (c.rflags & F_IF) and (c.window_exits & WIN_INTR) and c.intercept != NULL:
+                st = c.intercept(c, EV_INTR_WINDOW, 0, 0)
                 if st:
                     return st
             elif (c.rflags & F_IF) and self._has_irr():
@@ -394,14 +424,21 @@ cdef class Core:
         c.next_event = c.run_limit if c.run_limit < c.hard_limit else c.hard_limit
         if c.timer_deadline - c.idle < c.next_event and c.timer_deadline >= c.idle:
             c.next_event = c.timer_deadline - c.idle
+        if c.exit_deadline != U64_MAX:
+            if c.exit_deadline <= c.icount + c.idle:
+                c.next_event = c.icount
+            elif c.exit_deadline - c.idle < c.next_event:
+                c.next_event = c.exit_deadline - c.idle
         if c.inhibit and c.shadow_end < c.next_event:
             c.next_event = c.shadow_end
         if (c.rflags & F_TF):
             c.tf_armed = 1
             c.next_event = c.icount + 1
-        if (c.nmi_pending and not c.nmi_blocked) or ((c.rflags & F_IF) and self._has_irr()):
+        if (c.nmi_pending and (not c.nmi_blocked or c.nmi_block_virtual)) or ((c.rflags & F_IF) and self._has_irr()) or c.window_exits:
             if c.inhibit:
                 c.next_event = c.shadow_end
+        if c.step_exit:
+            c.next_event = c.icount if c.step_due or c.icount != c.step_icount else c.icount + 1
         return OK
 
     cdef int _has_irr(self) noexcept:
@@ -521,15 +558,21 @@ cdef class Core:
                     return st
 
     cdef int _halt_wait(self):
-        """HLT: wait for an interrupt. Time jumps to the next timer deadline (deterministic)."""
+        """HLT: wait for an interrupt. Time jumps to the next timer deadline (deterministic), or
+        to the exit deadline the intercept hook armed, whichever comes first."""
         cdef Cpu* c = &self.c
-        if (c.nmi_pending and not c.nmi_blocked) or ((c.rflags & F_IF) and self._has_irr()):
+        cdef uint64_t deadline = U64_MAX
+        if (c.nmi_pending and (not c.nmi_blocked or c.nmi_block_virtual)) or ((c.rflags & F_IF) and self._has_irr()):
             c.halted = 0
             c.next_event = c.icount
             return OK
         if (c.rflags & F_IF) and c.timer_deadline != U64_MAX:
-            if c.timer_deadline > c.icount + c.idle:
-                c.idle = c.timer_deadline - c.icount
+            deadline = c.timer_deadline
+        if c.intercept != NULL and c.exit_deadline < deadline:
+            deadline = c.exit_deadline
+        if deadline != U64_MAX:
+            if deadline > c.icount + c.idle:
+                c.idle = deadline - c.icount
             c.next_event = c.icount
             st = self._events()
             if st:
@@ -714,6 +757,82 @@ cdef class Core:
         self.c.timer_deadline = t
         self.c.next_event = self.c.icount
 
+    def inject_event(self, int vector, int kind, error=None, uint64_t length=0):
+        """Deliver an event before the next instruction, as if it happened there (VMX VM-entry
+        event injection, SVM EVENTINJ). `kind` is a delivery kind (_defs.pxd DK_*); software
+        kinds push RIP + `length` and report RIP if their delivery faults. The event itself is
+        not offered to the intercept hook; exceptions during its delivery are."""
+        self.c.inj_vector = vector & 0xFF
+        self.c.inj_kind = kind
+        self.c.inj_has_error = error is not None
+        self.c.inj_error = <uint32_t>(error if error is not None else 0)
+        self.c.inj_restart = self.c.rip
+        self.c.rip = self.c.rip + length
+        self.c.next_event = self.c.icount
+
+    property delivering:
+        """The event being delivered when the intercept hook is asked (an exception nested in
+        its delivery, a second-level fault on the way): (vector, kind, error or None, length of
+        a software interrupt's instruction), or None."""
+        def __get__(self):
+            if self.c.delivering < 0:
+                return None
+            return (self.c.delivering, self.c.dv_kind,
+                    self.c.dv_error if self.c.dv_has_error else None, self.c.dv_len)
+
+    property interruptibility:
+        """Blocking state: 1 STI shadow, 2 MOV SS shadow, 8 NMIs blocked (the VMX layout of
+        SDM Vol. 3C Table 25-3). Setting a shadow blocks events until one instruction retires."""
+        def __get__(self):
+            cdef int v = 8 if self.c.nmi_blocked else 0
+            if self.c.inhibit and self.c.icount < self.c.shadow_end:
+                v |= 1 if self.c.inhibit == INHIBIT_STI else 2
+            return v
+        def __set__(self, int v):
+            self.c.nmi_blocked = 1 if v & 8 else 0
+            if v & 3:
+                self.c.inhibit = INHIBIT_MOVSS if v & 2 else INHIBIT_STI
+                self.c.shadow_end = self.c.icount + 1
+            else:
+                self.c.inhibit = 0
+            self.c.next_event = self.c.icount
+
+    property nmi_block_virtual:
+        """1: NMI blocking applies to injected (virtual) NMIs only; a pending real NMI is still
+        offered to the intercept hook (VMX "virtual NMIs", SDM Vol. 3C 26.7.1). Off without a hook."""
+        def __get__(self):
+            return bool(self.c.nmi_block_virtual)
+        def __set__(self, v):
+            self.c.nmi_block_virtual = 1 if v else 0
+            self.c.next_event = self.c.icount
+
+    def set_window_exits(self, int mask):
+        """Ask the intercept hook (EV_INTR_WINDOW / EV_NMI_WINDOW) at every instruction boundary
+        where external interrupts (mask 1) / NMIs (mask 2) could be delivered."""
+        self.c.window_exits = mask & 3
+        self.c.next_event = self.c.icount
+
+    def set_step_exit(self, bint on, bint due=False):
+        """Ask the intercept hook (EV_STEP) at the boundary after the next instruction retires
+        or the next event is delivered (`due`: at the next boundary, before any instruction)."""
+        self.c.step_exit = 1 if on else 0
+        self.c.step_icount = self.c.icount
+        self.c.step_due = 1 if due else 0
+        self.c.next_event = self.c.icount
+
+    def set_exit_deadline(self, uint64_t t):
+        """Ask the intercept hook (EV_DEADLINE) once when time reaches t (U64 max: never)."""
+        self.c.exit_deadline = t
+        self.c.next_event = self.c.icount
+
+    def set_tsc_transform(self, uint64_t mult=0, uint32_t shift=0, uint64_t add=0):
+        """What software reads as the TSC: ((TSC * mult) >> shift) + add (mult 0: TSC + add)."""
+        if shift > 127:
+            raise ValueError("shift must be below 128")
+        self.c.tsc_mult = mult
+        self.c.tsc_shift = shift
+        self.c.tsc_add = add
+
     def set_instruction_limit(self, uint64_t n):
         self.c.hard_limit = n
 
@@ -736,6 +855,12 @@ cdef class Core:
         if obj is None:
             self.c.intercept = NULL
             self.c.hook_obj = NULL
+            # what the hook armed ends with it
+            self.c.window_exits = 0
+            self.c.nmi_block_virtual = 0
+            self.c.step_exit = 0
+            self.c.exit_deadline = U64_MAX
+            self.c.inj_vector = -1
         else:
             self.c.hook_obj = <void*>obj
             self.c.intercept = py_intercept

@@ -223,14 +223,29 @@ cdef inline int event_storm(Cpu* c) noexcept:
 
 cdef int deliver_event_at(Cpu* c, int vector, int kind, int has_error, uint32_t error,
                           uint64_t restart_rip) noexcept:
+    return deliver_event_ex(c, vector, kind, has_error, error, restart_rip, 0)
+
+
+cdef inline int soft_kind(int kind) noexcept nogil:
+    return kind == DK_SOFT_INT or kind == DK_SOFT_EXC or kind == DK_PRIV_SOFT
+
+
+cdef int deliver_event_ex(Cpu* c, int vector, int kind, int has_error, uint32_t error,
+                          uint64_t restart_rip, int injected) noexcept:
     """Deliver one event, applying the double-fault rules to exceptions raised while delivering.
     An exception raised while delivering is a fault: its saved RIP is `restart_rip` (for INT n,
     INT3, INTO and INT1 that is the instruction itself, SDM 6.5 and 6.12.1.1).
 
     SDM 6.15 Table 6-5: benign then anything -> the second is handled serially; contributory
     then contributory -> #DF; page fault then contributory or page fault -> #DF; a
-    contributory or page fault while delivering #DF -> triple fault (shutdown)."""
-    cdef int st, first, second, depth = 0
+    contributory or page fault while delivering #DF -> triple fault (shutdown).
+
+    The intercept hook is asked about each exception before it is delivered; a nested exception
+    is asked about as itself (before any #DF it would combine into) while `c.delivering` still
+    names the event whose delivery it interrupted. An `injected` event is not asked about (the
+    layer that injects it has decided), its nested exceptions are."""
+    cdef int st, first = -1, second, depth = 0
+    cdef int offer = not injected
     cdef uint64_t saved_rip = restart_rip
     # an event ends the instruction (a fault: it did not complete) and clears TF: no
     # single-step trap is left pending for it (SDM 17.3.1.4, 6.12.1.3)
@@ -238,39 +253,57 @@ cdef int deliver_event_at(Cpu* c, int vector, int kind, int has_error, uint32_t 
     if event_storm(c):
         return STOP
     while True:
-        if c.intercept != NULL and (kind == DK_EXCEPTION or kind == DK_SOFT_EXC or kind == DK_NMI):
+        if offer and c.intercept != NULL and (kind == DK_EXCEPTION or kind == DK_SOFT_EXC or kind == DK_NMI):
             # b: the error code (0xFFFFFFFF: none) and the delivery kind in bits 39:32
             st = c.intercept(c, EV_EXCEPTION, vector,
                              (error if has_error else 0xFFFFFFFF) | (<uint64_t>kind << 32))
             if st:
+                c.delivering = -1
                 return st
+        offer = 1
+        if first >= 0:
+            # an exception while delivering: classify (Table 6-5)
+            second = exc_class(vector)
+            if first == 3 and second != 0 or depth > 3:
+                c.delivering = -1
+                c.stop_reason = STOP_SHUTDOWN
+                if c.intercept != NULL:
+                    st = c.intercept(c, EV_TRIPLE_FAULT, 0, 0)
+                    if st:
+                        return st
+                return STOP
+            if (first == 1 and second == 1) or (first == 2 and second != 0):
+                vector, kind, has_error, error = DF_VEC, DK_EXCEPTION, 1, 0
+                c.delivering = -1          # #DF replaces the event it interrupted
+                if c.intercept != NULL:
+                    st = c.intercept(c, EV_EXCEPTION, DF_VEC, <uint64_t>DK_EXCEPTION << 32)
+                    if st:
+                        return st
         if vector == PF_VEC and kind == DK_EXCEPTION:
             c.cr2 = c.pf_addr               # SDM 6.15 #PF: CR2 holds the faulting linear address
         c.halted = 0
+        c.delivering = vector
+        c.dv_kind = kind
+        c.dv_has_error = has_error
+        c.dv_error = error
+        c.dv_len = <uint32_t>(c.rip - saved_rip) if soft_kind(kind) else 0
         if not (c.cr0 & 1):
             st = deliver_real(c, vector)
         else:
             st = deliver_protected(c, vector, kind, has_error, error)
         if st != EXC:
-            if st == OK and vector == NMI_VEC and kind == DK_NMI:
-                c.nmi_blocked = 1
+            c.delivering = -1
+            if st == OK:
+                c.step_due = 1              # an event delivered completes a step (EV_STEP)
+                if c.step_exit:
+                    c.next_event = c.icount
+                if vector == NMI_VEC and kind == DK_NMI:
+                    c.nmi_blocked = 1
             return st
-        # an exception while delivering: classify (Table 6-5)
         first = exc_class(vector) if (kind == DK_EXCEPTION) else 0
-        second = exc_class(c.exc_vector)
         depth += 1
-        if first == 3 and second != 0 or depth > 3:
-            c.stop_reason = STOP_SHUTDOWN
-            if c.intercept != NULL:
-                st = c.intercept(c, EV_TRIPLE_FAULT, 0, 0)
-                if st:
-                    return st
-            return STOP
         c.rip = saved_rip
-        if (first == 1 and second == 1) or (first == 2 and second != 0):
-            vector, kind, has_error, error = DF_VEC, DK_EXCEPTION, 1, 0
-        else:
-            vector, kind, has_error, error = c.exc_vector, DK_EXCEPTION, c.exc_has_error, c.exc_error
+        vector, kind, has_error, error = c.exc_vector, DK_EXCEPTION, c.exc_has_error, c.exc_error
 
 
 cdef int deliver_pending_exception(Cpu* c) noexcept:

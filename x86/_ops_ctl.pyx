@@ -153,7 +153,7 @@ cdef int h_pop(Cpu* c, Insn* i) noexcept:
             c.regs[RSP] = old
             return EXC
         if i.r0 == SS:
-            c.inhibit = 1                 # MOV SS / POP SS shadow (SDM 6.8.3)
+            c.inhibit = INHIBIT_MOVSS         # MOV SS / POP SS shadow (SDM 6.8.3)
             c.shadow_end = c.icount + 2
             c.next_event = c.icount
         return REDECODE
@@ -279,6 +279,7 @@ cdef int h_iret(Cpu* c, Insn* i) noexcept:
         c.rip = rip & size_mask(osz)
         set_rflags_masked(c, fl, popf_mask(c, osz))
         c.nmi_blocked = 0
+        c.next_event = c.icount         # an NMI or an NMI window may be waiting
         update_mode(c)
         return REDECODE
     if c.rflags & F_VM:
@@ -329,6 +330,7 @@ cdef int h_iret(Cpu* c, Insn* i) noexcept:
     else:
         set_sp(c, c.regs[RSP] + 3 * osz)
     c.nmi_blocked = 0
+    c.next_event = c.icount
     update_mode(c)
     return REDECODE
 

@@ -18,6 +18,31 @@ cdef inline int sensitive(Cpu* c, Insn* i, uint64_t detail) noexcept:
         return c.intercept(c, EV_INSN, i.mnem, detail)
     return OK
 
+cdef inline uint64_t read_tsc(Cpu* c) noexcept nogil:
+    """The TSC as software reads it: time plus IA32_TSC's offset, then the transform another
+    layer imposes (VMX TSC scaling and offsetting, SDM Vol. 3C 26.3): (t * mult) >> shift, + add."""
+    cdef uint64_t t = c.icount + c.idle + c.tsc_offset
+    cdef uint64_t al, ah, bl, bh, ll, lh, hl, mid, lo, hi
+    cdef uint64_t m32 = <uint32_t>-1
+    if c.tsc_mult:
+        al = t & m32
+        ah = t >> 32
+        bl = c.tsc_mult & m32
+        bh = c.tsc_mult >> 32
+        ll = al * bl
+        lh = al * bh
+        hl = ah * bl
+        mid = (ll >> 32) + (lh & m32) + (hl & m32)
+        lo = (ll & m32) | (mid << 32)
+        hi = ah * bh + (lh >> 32) + (hl >> 32) + (mid >> 32)
+        if c.tsc_shift == 0:
+            t = lo
+        elif c.tsc_shift >= 64:
+            t = hi >> (c.tsc_shift - 64)
+        else:
+            t = (lo >> c.tsc_shift) | (hi << (64 - c.tsc_shift))
+    return t + c.tsc_add
+
 cdef inline int need_cpl0(Cpu* c) noexcept:
     if c.cpl != 0:
         return gp0(c)
@@ -67,7 +92,7 @@ cdef int h_sti(Cpu* c, Insn* i) noexcept:
         return EXC
     if not (c.rflags & F_IF):
         c.rflags |= F_IF
-        c.inhibit = 1
+        c.inhibit = INHIBIT_STI
         c.shadow_end = c.icount + 2
     c.next_event = c.icount
     return OK
@@ -183,7 +208,7 @@ cdef int read_msr(Cpu* c, uint32_t index, uint64_t* v) noexcept:
     elif index == 0xC0000103:
         v[0] = c.tsc_aux
     elif index == 0x10:
-        v[0] = c.icount + c.idle + c.tsc_offset
+        v[0] = read_tsc(c)
     elif index == 0x174:
         v[0] = c.sysenter_cs
     elif index == 0x175:
@@ -306,7 +331,7 @@ cdef int h_rdtsc(Cpu* c, Insn* i) noexcept:
     r = sensitive(c, i, 0)
     if r:
         return r
-    t = c.icount + c.idle + c.tsc_offset
+    t = read_tsc(c)
     c.regs[RAX] = <uint32_t>t
     c.regs[RDX] = t >> 32
     if i.mnem == _RDTSCP:
@@ -754,7 +779,7 @@ cdef int h_mov_sreg(Cpu* c, Insn* i) noexcept:
     if load_seg(c, i.r0, <uint16_t>v):
         return EXC
     if i.r0 == SS:
-        c.inhibit = 1
+        c.inhibit = INHIBIT_MOVSS
         c.shadow_end = c.icount + 2
         c.next_event = c.icount
     return REDECODE

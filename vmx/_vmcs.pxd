@@ -1,0 +1,44 @@
+"""VMCS storage in C (SDM Vol. 3C 25.2 "Format of the VMCS Region": the data part is
+implementation-specific) and the VMX state the VMREAD/VMWRITE fast path reads."""
+from libc.stdint cimport uint8_t, uint16_t, uint64_t
+
+cdef enum:
+    NSLOTS = 256          # full (non-"high") fields; checked against vmx.fields.FIELDS at import
+    NWORDS = 4            # NSLOTS / 64: a bit per slot
+
+cdef class VmcsStore:
+    cdef uint64_t v[NSLOTS]
+    cdef public bint dirty_controls   # a control or host-state field changed (27.2 inputs)
+    cdef public bint dirty_guest      # a guest-state field changed (27.3.1 inputs)
+    cdef bint recording               # note the slots read (for CheckMemo)
+    cdef uint64_t rd[NWORDS]
+    cdef public object memo           # CheckMemo of the VM-entry checks, or None
+    cdef inline void _mark(self, int s)
+    cpdef uint64_t read_enc(self, encoding) except? 0xFFFFFFFFFFFFFFFF
+    cpdef write_enc(self, encoding, value)
+
+cdef enum:
+    MAXCHK = 256          # checks in control + host + guest lists
+    MAXRD = 64            # slots one check may read and still be remembered
+
+cdef class CheckMemo:
+    cdef int nctl                     # checks before the guest checks (control + host)
+    cdef bint ctl_pure                # the control/host checks read only control/host fields
+    cdef uint8_t ok[MAXCHK]
+    cdef uint8_t nr[MAXCHK]
+    cdef uint16_t slot[MAXCHK][MAXRD]
+    cdef uint64_t val[MAXCHK][MAXRD]
+    cdef public object key
+    cdef public object ctx
+    cdef public object reader
+    cdef bint _same(self, VmcsStore vm, int i)
+    cdef void _remember(self, VmcsStore vm, int i, bint ctl)
+    cdef object _run(self, VmcsStore vm, object checks, int base, bint ctl)
+
+cdef class VmxStateBase:
+    cdef public bint root             # in VMX root operation
+    cdef public bint non_root         # in VMX non-root operation (a guest is running)
+    cdef public object vmxon_pointer
+    cdef public object cache          # VMCS data by region address
+    cdef uint64_t _current
+    cdef public object cur            # the Vmcs of the current-VMCS pointer, or None (a cache)
