@@ -12,6 +12,7 @@ import iced_x86
 from vmx.controls import PinBased as Pin, ProcBased as Proc, SecondaryProcBased as Sec
 from vmx.exits import ExitReason as R
 from vmx.fields import Field as F, field_info
+from vmx.instruction_encoding import encode as encode_instruction_info
 
 # events the core offers (x86/_defs.pxd EV_*)
 EV_EXCEPTION, EV_INSN, EV_TRIPLE_FAULT, EV_INTR, EV_NMI, EV_IO, EV_MSR, EV_CR = 1, 2, 3, 4, 5, 6, 7, 8
@@ -93,6 +94,13 @@ class NonRoot:
         ins = self.cpu.current_insn() if instruction else None
         self.exit = dict(reason=int(reason), qualification=qualification,
                          instruction_length=ins["len"] if ins else 0, **info)
+        if ins is not None and reason not in (R.EXCEPTION_NMI,):
+            # 28.2.5: the instruction-information field, and for memory-operand instructions
+            # the displacement as the exit qualification (28.2.1)
+            iinfo, disp = encode_instruction_info(ins)
+            self.exit.setdefault("instruction_info", iinfo)
+            if disp is not None and not qualification:
+                self.exit["qualification"] = disp
         delivering = self.cpu.delivering
         if delivering is not None and "idt_vectoring_info" not in info:
             # 28.2.4: the exit interrupted the delivery of an event through the IDT; for a
