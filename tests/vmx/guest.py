@@ -9,8 +9,8 @@ VMXON_REGION, VMCS = 0x10000, 0x11000
 IO_BITMAP_A, IO_BITMAP_B, MSR_BITMAP = 0x20000, 0x21000, 0x22000
 
 
-def vm(source: str, profile: str = "default", **controls):
-    m = vmx.Machine(memory_size=64 << 20, profile=profile)
+def vm(source: str, profile: str = "default", instruction_limit: int = 10_000_000, **controls):
+    m = vmx.Machine(memory_size=64 << 20, profile=profile, instruction_limit=instruction_limit)
     cpu = m.cpu
     vmx.enable(cpu)
     for pa in (VMXON_REGION, VMCS):
