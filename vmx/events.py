@@ -15,7 +15,7 @@ from vmx.fields import Field as F, field_info
 from vmx.interruption import InterruptionType as T
 
 # delivery kinds of the core (x86/_defs.pxd DK_*) for each interruption type (Table 25-17)
-DK_EXCEPTION, DK_SOFT_INT, DK_SOFT_EXC, DK_EXTERNAL, DK_NMI, DK_PRIV_SOFT = 0, 1, 2, 3, 4, 5
+from x86.intercept import DK_EXCEPTION, DK_EXTERNAL, DK_NMI, DK_PRIV_SOFT, DK_SOFT_EXC, DK_SOFT_INT
 KIND_OF_TYPE = {T.EXTERNAL_INTERRUPT: DK_EXTERNAL, T.NMI: DK_NMI, T.HARD_EXCEPTION: DK_EXCEPTION,
                 T.SOFT_INTERRUPT: DK_SOFT_INT, T.PRIV_SW_EXCEPTION: DK_PRIV_SOFT,
                 T.SOFT_EXCEPTION: DK_SOFT_EXC}
@@ -25,7 +25,7 @@ SOFTWARE_TYPES = (T.SOFT_INTERRUPT, T.PRIV_SW_EXCEPTION, T.SOFT_EXCEPTION)
 # Table 25-3 interruptibility state: the bits the core keeps
 BLOCK_STI, BLOCK_MOV_SS, BLOCK_SMI, BLOCK_NMI = 1, 2, 4, 8
 TSC_MULTIPLIER_SHIFT = 48       # 26.3: the multiplier has 48 fractional bits
-IA32_VMX_MISC = 0x485
+from x86.msr import IA32_VMX_MISC
 U64 = (1 << 64) - 1
 
 

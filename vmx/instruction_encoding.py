@@ -7,8 +7,7 @@ from __future__ import annotations
 import iced_x86
 
 _M = iced_x86.Mnemonic
-K_REG, K_MEM = 1, 2
-NOREG = 0xFF
+from x86.decode import K_REG  # noqa: E402  (the decoded-record vocabulary)
 _ASZ = {2: 0, 4: 1, 8: 2}                 # address size: 0 16-bit, 1 32-bit, 2 64-bit
 _DESC_ID = {_M.SGDT: 0, _M.SIDT: 1, _M.LGDT: 2, _M.LIDT: 3}
 _LDTR_ID = {_M.SLDT: 0, _M.STR: 1, _M.LLDT: 2, _M.LTR: 3}

@@ -14,11 +14,10 @@ from vmx.exits import ExitReason as R
 from vmx.fields import Field as F, field_info
 from vmx.instruction_encoding import encode as encode_instruction_info
 
-# events the core offers (x86/_defs.pxd EV_*)
-EV_EXCEPTION, EV_INSN, EV_TRIPLE_FAULT, EV_INTR, EV_NMI, EV_IO, EV_MSR, EV_CR = 1, 2, 3, 4, 5, 6, 7, 8
-EV_STEP, EV_DEADLINE, EV_INTR_WINDOW, EV_NMI_WINDOW = 10, 11, 12, 13
-# delivery kinds (x86/_defs.pxd DK_*) and the interruption types they become (25.8.3)
-DK_EXCEPTION, DK_SOFT_INT, DK_SOFT_EXC, DK_EXTERNAL, DK_NMI = 0, 1, 2, 3, 4
+from x86.intercept import (DK_NMI, DK_SOFT_EXC, EV_CR, EV_DEADLINE, EV_EXCEPTION, EV_INSN, EV_INTR,
+                          EV_INTR_WINDOW, EV_IO, EV_MSR, EV_NMI_WINDOW, EV_STEP, EV_TRIPLE_FAULT)
+
+# the interruption types of exits (25.8.3)
 TYPE_EXTERNAL, TYPE_NMI, TYPE_HARD_EXCEPTION, TYPE_SOFT_EXCEPTION = 0, 2, 3, 6
 
 _M = iced_x86.Mnemonic

@@ -498,3 +498,18 @@ cdef enum:
     DK_EXTERNAL = 3      # external interrupt
     DK_NMI = 4
     DK_PRIV_SOFT = 5     # INT1 (ICEBP)
+
+
+cdef inline int canonical(Cpu* c, uint64_t v) noexcept nogil:
+    """Canonical form (SDM Vol. 1 3.3.7.1): bits 63:N-1 all equal, N = 57 with 5-level paging
+    (CR4.LA57) and 48 otherwise."""
+    if c.pg_mode == PG_5L:
+        return ((v + (<uint64_t>1 << 56)) >> 57) == 0
+    return ((v + (<uint64_t>1 << 47)) >> 48) == 0
+
+
+cdef inline int stack_fault(Cpu* c) noexcept nogil:
+    """A stack access that fails the canonical check is #SS(0), not #GP(0) (SDM Vol. 3A 6.15)."""
+    if c.exc_vector == GP_VEC and c.exc_error == 0:
+        c.exc_vector = SS_VEC
+    return EXC

@@ -953,3 +953,13 @@ cdef class Core:
 
     def decoded_block_count(self):
         return len(self.blocks)
+
+
+# The intercept events and delivery kinds of _defs.pxd, for Python hooks (x86.intercept):
+# their numbers are written once, in the C enums.
+INTERCEPT_EVENTS = dict(EXCEPTION=EV_EXCEPTION, INSN=EV_INSN, TRIPLE_FAULT=EV_TRIPLE_FAULT,
+                        INTR=EV_INTR, NMI=EV_NMI, IO=EV_IO, MSR=EV_MSR, CR=EV_CR, HLT=EV_HLT,
+                        STEP=EV_STEP, DEADLINE=EV_DEADLINE, INTR_WINDOW=EV_INTR_WINDOW,
+                        NMI_WINDOW=EV_NMI_WINDOW)
+DELIVERY_KINDS = dict(EXCEPTION=DK_EXCEPTION, SOFT_INT=DK_SOFT_INT, SOFT_EXC=DK_SOFT_EXC,
+                      EXTERNAL=DK_EXTERNAL, NMI=DK_NMI, PRIV_SOFT=DK_PRIV_SOFT)

@@ -256,11 +256,8 @@ cdef int translate(Cpu* c, uint64_t la, int acc, uint64_t* pa, int fill) noexcep
         pa[0] = la
     else:
         if c.pg_mode >= PG_4L:
-            # canonical check (SDM Vol. 1 3.3.7.1); stack accesses turn it into #SS (callers)
-            if c.pg_mode == PG_4L:
-                if ((la + (<uint64_t>1 << 47)) >> 48) != 0:
-                    return EXC if acc & ACC_NOFAULT else gp0(c)
-            elif ((la + (<uint64_t>1 << 56)) >> 57) != 0:
+            # canonical check; stack accesses turn it into #SS (callers, stack_fault)
+            if not canonical(c, la):
                 return EXC if acc & ACC_NOFAULT else gp0(c)
         st = walk(c, la, acc, pa, &fl)
         if st:

@@ -20,12 +20,6 @@ cdef inline void set_sp(Cpu* c, uint64_t sp) noexcept nogil:
     else:
         c.regs[RSP] = (c.regs[RSP] & ~(<uint64_t>0xFFFF)) | (sp & 0xFFFF)
 
-cdef inline int stack_fault(Cpu* c) noexcept:
-    """A non-canonical stack address is #SS(0), not #GP(0) (SDM Vol. 3A 6.15, #SS)."""
-    if c.exc_vector == GP_VEC and c.exc_error == 0:
-        c.exc_vector = SS_VEC
-    return EXC
-
 cdef inline int push(Cpu* c, int size, uint64_t v) noexcept:
     cdef uint64_t sp = (c.regs[RSP] - <uint64_t>size) & sp_mask(c)
     if st(c, SS, sp, size, v):
@@ -52,7 +46,7 @@ cdef inline int branch_to(Cpu* c, uint64_t target, int osz) noexcept:
     if c.seg_checks:
         if target > c.seg[CS].limit:
             return gp0(c)
-    elif ((target + (<uint64_t>1 << 47)) >> 48) != 0 and c.pg_mode != PG_5L:
+    elif not canonical(c, target):
         return gp0(c)
     c.rip = target
     return OK
@@ -458,7 +452,7 @@ cdef int h_sysret(Cpu* c, Insn* i) noexcept:
     if c.cpl != 0:
         return gp0(c)
     if i.osz == 8:
-        if ((c.regs[RCX] + (<uint64_t>1 << 47)) >> 48) != 0:
+        if not canonical(c, c.regs[RCX]):
             return gp0(c)                        # Intel: non-canonical RCX faults in ring 0
         c.seg[CS].sel = (base + 16) | 3
         c.seg[CS].attr = 0xA0FB                  # 64-bit code, DPL 3

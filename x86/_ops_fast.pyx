@@ -121,17 +121,6 @@ cdef int dec_r(Cpu* c, Insn* i) noexcept:
 
 # --- 64-bit stack and branches: SS.base is 0 and the stack is 8 bytes wide (SDM Vol. 1 6.2.3) --
 
-cdef inline int stack_fault(Cpu* c) noexcept:
-    """A non-canonical stack address is #SS(0), not #GP(0)."""
-    if c.exc_vector == GP_VEC and c.exc_error == 0:
-        c.exc_vector = SS_VEC
-    return EXC
-
-cdef inline int canonical_target(Cpu* c, uint64_t t) noexcept:
-    if c.pg_mode != PG_5L:
-        return ((t + (<uint64_t>1 << 47)) >> 48) == 0
-    return ((t + (<uint64_t>1 << 56)) >> 57) == 0
-
 cdef int push_r64(Cpu* c, Insn* i) noexcept:
     cdef uint64_t sp = c.regs[RSP] - 8
     if wr_lin(c, sp, 8, rd_reg(c, i.r0, 8)):
@@ -149,7 +138,7 @@ cdef int pop_r64(Cpu* c, Insn* i) noexcept:
 
 cdef int call_rel64(Cpu* c, Insn* i) noexcept:
     cdef uint64_t sp = c.regs[RSP] - 8, t = c.rip + i.imm
-    if not canonical_target(c, t):
+    if not canonical(c, t):
         return gp0(c)
     if wr_lin(c, sp, 8, c.rip):
         return stack_fault(c)
@@ -161,7 +150,7 @@ cdef int ret64(Cpu* c, Insn* i) noexcept:
     cdef uint64_t t = 0
     if rd_lin(c, c.regs[RSP], 8, &t):
         return stack_fault(c)
-    if not canonical_target(c, t):
+    if not canonical(c, t):
         return gp0(c)
     c.regs[RSP] += 8
     c.rip = t
@@ -172,7 +161,7 @@ cdef int jz64(Cpu* c, Insn* i) noexcept:
     cdef uint64_t t
     if <int>lazy_zf(c) ^ (i.cond & 1):
         t = c.rip + i.imm
-        if not canonical_target(c, t):
+        if not canonical(c, t):
             return gp0(c)
         c.rip = t
     return OK
@@ -181,14 +170,14 @@ cdef int jcc64(Cpu* c, Insn* i) noexcept:
     cdef uint64_t t
     if test_cond(c, i.cond):
         t = c.rip + i.imm
-        if not canonical_target(c, t):
+        if not canonical(c, t):
             return gp0(c)
         c.rip = t
     return OK
 
 cdef int jmp_rel64(Cpu* c, Insn* i) noexcept:
     cdef uint64_t t = c.rip + i.imm
-    if not canonical_target(c, t):
+    if not canonical(c, t):
         return gp0(c)
     c.rip = t
     return OK

@@ -228,9 +228,6 @@ cdef int read_msr(Cpu* c, uint32_t index, uint64_t* v) noexcept:
         v[0] = <uint64_t>r
     return OK
 
-cdef inline int canonical(uint64_t v) noexcept nogil:
-    return ((v + (<uint64_t>1 << 47)) >> 48) == 0
-
 cdef int write_msr(Cpu* c, uint32_t index, uint64_t v) noexcept:
     """WRMSR with the architectural #GP(0) checks (SDM Vol. 4 and Vol. 3A 2.2.1 for EFER)."""
     cdef uint64_t old
@@ -249,7 +246,7 @@ cdef int write_msr(Cpu* c, uint32_t index, uint64_t v) noexcept:
     elif index == 0xC0000081:
         c.star = v
     elif index in (0xC0000082, 0xC0000083, 0xC0000100, 0xC0000101, 0xC0000102, 0x175, 0x176):
-        if not canonical(v):
+        if not canonical(c, v):
             return gp0(c)
         if index == 0xC0000082:
             c.lstar = v
@@ -646,7 +643,7 @@ cdef int h_invpcid(Cpu* c, Insn* i) noexcept:
     if kind > 3 or (pcid >> 12):
         return gp0(c)
     if kind == 0:
-        if not canonical(addr):
+        if not canonical(c, addr):
             return gp0(c)
         tlb_flush_page(c, addr)
     else:
@@ -676,7 +673,7 @@ cdef int h_lgdt(Cpu* c, Insn* i) noexcept:
     ea = ea_of(c, i)
     if ld(c, i.seg, ea, 2, &limit) or ld(c, i.seg, (ea + 2) & size_mask(i.asz), 8 if c.mode64 else 4, &base):
         return EXC
-    if c.mode64 and not canonical(base):
+    if c.mode64 and not canonical(c, base):
         return gp0(c)
     if not c.mode64 and i.osz == 2:
         base &= 0xFFFFFF

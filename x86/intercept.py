@@ -1,0 +1,31 @@
+"""The events the processor offers to an intercept hook (`Core.set_hook`) and the kinds of event
+delivery, as Python constants. The numbers come from the C enums in `_defs.pxd`.
+
+A hook's `intercept(event, a, b)` receives one of the EV_* values:
+EV_EXCEPTION (a = vector, b = error code or 0xFFFFFFFF | kind << 32), EV_INSN (a = mnemonic,
+b = detail), EV_IO (a = port | size << 16 | in << 24, b = value), EV_MSR (a = index, b = 1 for
+WRMSR), EV_CR (a = cr | write << 8, b = value), EV_INTR (a = vector), EV_TRIPLE_FAULT, EV_NMI,
+EV_HLT, and the boundary events EV_STEP, EV_DEADLINE, EV_INTR_WINDOW, EV_NMI_WINDOW.
+"""
+from x86._exec import DELIVERY_KINDS, INTERCEPT_EVENTS
+
+EV_EXCEPTION = INTERCEPT_EVENTS["EXCEPTION"]
+EV_INSN = INTERCEPT_EVENTS["INSN"]
+EV_TRIPLE_FAULT = INTERCEPT_EVENTS["TRIPLE_FAULT"]
+EV_INTR = INTERCEPT_EVENTS["INTR"]
+EV_NMI = INTERCEPT_EVENTS["NMI"]
+EV_IO = INTERCEPT_EVENTS["IO"]
+EV_MSR = INTERCEPT_EVENTS["MSR"]
+EV_CR = INTERCEPT_EVENTS["CR"]
+EV_HLT = INTERCEPT_EVENTS["HLT"]
+EV_STEP = INTERCEPT_EVENTS["STEP"]
+EV_DEADLINE = INTERCEPT_EVENTS["DEADLINE"]
+EV_INTR_WINDOW = INTERCEPT_EVENTS["INTR_WINDOW"]
+EV_NMI_WINDOW = INTERCEPT_EVENTS["NMI_WINDOW"]
+
+DK_EXCEPTION = DELIVERY_KINDS["EXCEPTION"]
+DK_SOFT_INT = DELIVERY_KINDS["SOFT_INT"]
+DK_SOFT_EXC = DELIVERY_KINDS["SOFT_EXC"]
+DK_EXTERNAL = DELIVERY_KINDS["EXTERNAL"]
+DK_NMI = DELIVERY_KINDS["NMI"]
+DK_PRIV_SOFT = DELIVERY_KINDS["PRIV_SOFT"]
