@@ -9,7 +9,7 @@ from x86._mem cimport (ea_of, translate, tlb_flush, tlb_drop_writes_to, phys_rea
                        lin_read_bytes, update_paging_mode, load_pdptes)
 from x86._seg cimport update_mode
 from x86._intr cimport deliver_event, deliver_event_ex, deliver_pending_exception
-from x86 cimport _ops_alu, _ops_ctl, _ops_str, _ops_sys, _ops_fast
+from x86 cimport _ops_alu, _ops_ctl, _ops_str, _ops_sys, _ops_io, _ops_desc, _ops_fast
 
 from x86 import decode as _decode
 
@@ -71,6 +71,8 @@ cdef void init_tables() noexcept:
     _ops_ctl.register(HANDLERS)
     _ops_str.register(HANDLERS)
     _ops_sys.register(HANDLERS)
+    _ops_io.register(HANDLERS)
+    _ops_desc.register(HANDLERS)
     for k in range(2048):
         FAST_RR[k] = NULL
         FAST_RI[k] = NULL

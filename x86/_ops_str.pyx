@@ -4,7 +4,7 @@
 from libc.stdint cimport uint16_t, uint32_t, uint64_t, int64_t
 from x86._defs cimport *
 from x86._mem cimport ld, st
-from x86._ops_sys cimport io_in, io_out, io_allowed
+from x86._ops_io cimport io_in, io_out, io_allowed
 import iced_x86 as _ix
 
 

@@ -6,8 +6,3 @@ cdef int read_msr(Cpu* c, uint32_t index, uint64_t* v) noexcept
 cdef int write_msr(Cpu* c, uint32_t index, uint64_t v) noexcept
 cdef object get_named(Cpu* c, str name)
 cdef void set_named_raw(Cpu* c, str name, uint64_t v)
-from x86._defs cimport Insn
-from libc.stdint cimport uint16_t
-cdef int io_allowed(Cpu* c, uint16_t port, int size) noexcept
-cdef int io_in(Cpu* c, uint16_t port, int size, uint64_t* v, Insn* i) noexcept
-cdef int io_out(Cpu* c, uint16_t port, int size, uint64_t v, Insn* i) noexcept

@@ -6,17 +6,11 @@ from libc.string cimport memset
 from x86._defs cimport *
 from x86._mem cimport (ea_of, ld, st, tlb_flush, tlb_flush_page, update_paging_mode, load_pdptes,
                        lin_read_slow, lin_write_slow)
-from x86._seg cimport load_seg, update_mode, read_descriptor, unpack_descriptor, set_dtr_accessed
+from x86._seg cimport update_mode
+from x86._sysops cimport sensitive, need_cpl0, rm_read, rm_write16
 import iced_x86 as _ix
 from x86 import decode as _decode
 
-
-cdef inline int sensitive(Cpu* c, Insn* i, uint64_t detail) noexcept:
-    """Offer the instruction to the intercept hook; nonzero means it became an exit."""
-    if c.intercept != NULL:
-        c.cur_insn = i
-        return c.intercept(c, EV_INSN, i.mnem, detail)
-    return OK
 
 cdef inline uint64_t read_tsc(Cpu* c) noexcept nogil:
     """The TSC as software reads it: time plus IA32_TSC's offset, then the transform another
@@ -42,25 +36,6 @@ cdef inline uint64_t read_tsc(Cpu* c) noexcept nogil:
         else:
             t = (lo >> c.tsc_shift) | (hi << (64 - c.tsc_shift))
     return t + c.tsc_add
-
-cdef inline int need_cpl0(Cpu* c) noexcept:
-    if c.cpl != 0:
-        return gp0(c)
-    return OK
-
-cdef inline int rm_read(Cpu* c, Insn* i, int size, uint64_t* v) noexcept:
-    if i.k0 == K_REG:
-        v[0] = rd_reg(c, i.r0, size)
-        return OK
-    return ld(c, i.seg, ea_of(c, i), size, v)
-
-cdef inline int rm_write16(Cpu* c, Insn* i, uint64_t v) noexcept:
-    """SLDT/STR/SMSW/MOV from Sreg: a register destination takes the operand size (zero-
-    extended), a memory one is always 16 bits."""
-    if i.k0 == K_REG:
-        wr_reg(c, i.r0, i.osz if i.osz >= 2 else 2, v & 0xFFFF)
-        return OK
-    return st(c, i.seg, ea_of(c, i), 2, v & 0xFFFF)
 
 # --- HLT CLI STI -------------------------------------------------------------------------------
 
@@ -96,83 +71,6 @@ cdef int h_sti(Cpu* c, Insn* i) noexcept:
         c.shadow_end = c.icount + 2
     c.next_event = c.icount
     return OK
-
-# --- I/O (SDM Vol. 1 chapter 19) -----------------------------------------------------------
-
-cdef int io_allowed(Cpu* c, uint16_t port, int size) noexcept:
-    """Protected mode with CPL > IOPL (or virtual-8086 mode) consults the TSS I/O permission
-    bitmap: every bit for the accessed ports must be 0 (SDM Vol. 1 19.5.2)."""
-    cdef uint64_t base = 0, bits = 0
-    cdef Seg* tr = &c.seg[TR]
-    if not (c.cr0 & 1):
-        return OK
-    if c.cpl <= ((c.rflags >> 12) & 3) and not (c.rflags & F_VM):
-        return OK
-    if (tr.attr & 0x10000) or (tr.attr & 0xD) != 0x9 or tr.limit < 0x67:
-        return gp0(c)
-    if lin_read_slow(c, tr.base + 0x66, 2, &base, ACC_R | ACC_SYS):
-        return EXC
-    base = base + (port >> 3)
-    if base + 1 > tr.limit:
-        return gp0(c)
-    if lin_read_slow(c, tr.base + base, 2, &bits, ACC_R | ACC_SYS):
-        return EXC
-    if (bits >> (port & 7)) & ((1 << size) - 1):
-        return gp0(c)
-    return OK
-
-cdef int io_in(Cpu* c, uint16_t port, int size, uint64_t* v, Insn* i) noexcept:
-    cdef int r
-    if c.intercept != NULL:
-        c.cur_insn = i
-        r = c.intercept(c, EV_IO, <uint64_t>port | (<uint64_t>size << 16) | (<uint64_t>1 << 24), 0)
-        if r:
-            return r
-    try:
-        v[0] = <uint64_t>(<object>c.owner)._io_read(port, size) & size_mask(size)
-    except BaseException as e:
-        (<object>c.owner)._defer_error(e)
-        return PYERR
-    return STOP if c.exit_request else OK
-
-cdef int io_out(Cpu* c, uint16_t port, int size, uint64_t v, Insn* i) noexcept:
-    cdef int r
-    if c.intercept != NULL:
-        c.cur_insn = i
-        r = c.intercept(c, EV_IO, <uint64_t>port | (<uint64_t>size << 16), v)
-        if r:
-            return r
-    try:
-        (<object>c.owner)._io_write(port, size, v & size_mask(size))
-    except BaseException as e:
-        (<object>c.owner)._defer_error(e)
-        return PYERR
-    if c.exit_request:
-        c.stop_retired = 1
-        return STOP
-    return OK
-
-cdef int h_in(Cpu* c, Insn* i) noexcept:
-    cdef uint16_t port = <uint16_t>(i.imm if i.k1 == K_IMM else c.regs[RDX])
-    cdef uint64_t v = 0
-    cdef int r = io_allowed(c, port, i.osz)
-    if r:
-        return r
-    r = io_in(c, port, i.osz, &v, i)
-    if r and r != STOP:
-        return r
-    wr_reg(c, 0, i.osz, v)
-    if r == STOP:
-        c.stop_retired = 1
-    return r
-
-cdef int h_out(Cpu* c, Insn* i) noexcept:
-    cdef uint16_t port = <uint16_t>(i.imm if i.k0 == K_IMM else c.regs[RDX])
-    cdef int size = i.ssz
-    cdef int r = io_allowed(c, port, size)
-    if r:
-        return r
-    return io_out(c, port, size, rd_reg(c, 0, size), i)
 
 # --- CPUID, MSRs, time ----------------------------------------------------------------------
 
@@ -662,141 +560,6 @@ cdef int h_swapgs(Cpu* c, Insn* i) noexcept:
     update_mode(c)
     return OK
 
-# --- descriptor tables ------------------------------------------------------------------------
-
-cdef int h_lgdt(Cpu* c, Insn* i) noexcept:
-    """LGDT/LIDT m16&32 (m16&64 in 64-bit mode); a 16-bit operand keeps 24 base bits."""
-    cdef uint64_t ea, limit = 0, base = 0
-    cdef int r
-    if need_cpl0(c):
-        return EXC
-    ea = ea_of(c, i)
-    if ld(c, i.seg, ea, 2, &limit) or ld(c, i.seg, (ea + 2) & size_mask(i.asz), 8 if c.mode64 else 4, &base):
-        return EXC
-    if c.mode64 and not canonical(c, base):
-        return gp0(c)
-    if not c.mode64 and i.osz == 2:
-        base &= 0xFFFFFF
-    r = sensitive(c, i, 0)
-    if r:
-        return r
-    if i.mnem == _LGDT:
-        c.gdtr_base = base
-        c.gdtr_limit = <uint32_t>limit
-    else:
-        c.idtr_base = base
-        c.idtr_limit = <uint32_t>limit
-    return OK
-
-cdef int h_sgdt(Cpu* c, Insn* i) noexcept:
-    cdef uint64_t ea
-    cdef int r
-    if (c.cr4 & 0x800) and c.cpl > 0:
-        return gp0(c)
-    r = sensitive(c, i, 0)
-    if r:
-        return r
-    ea = ea_of(c, i)
-    if i.mnem == _SGDT:
-        if st(c, i.seg, ea, 2, c.gdtr_limit) or st(c, i.seg, (ea + 2) & size_mask(i.asz), 8 if c.mode64 else 4, c.gdtr_base):
-            return EXC
-    else:
-        if st(c, i.seg, ea, 2, c.idtr_limit) or st(c, i.seg, (ea + 2) & size_mask(i.asz), 8 if c.mode64 else 4, c.idtr_base):
-            return EXC
-    return OK
-
-cdef int h_lldt_ltr(Cpu* c, Insn* i) noexcept:
-    """LLDT (type 2) and LTR (available TSS, type 1/9, which LTR marks busy) (SDM Vol. 2A)."""
-    cdef uint64_t sel = 0, lo = 0, hi = 0, gbase
-    cdef int is_tr = i.mnem == _LTR
-    cdef int t, r
-    cdef Seg s
-    if not (c.cr0 & 1) or (c.rflags & F_VM):
-        return ud(c)
-    if need_cpl0(c):
-        return EXC
-    if rm_read(c, i, 2, &sel):
-        return EXC
-    r = sensitive(c, i, sel)
-    if r:
-        return r
-    if (sel & 0xFFFC) == 0:
-        if is_tr:
-            return gp0(c)
-        c.seg[LDTR].sel = <uint16_t>sel
-        c.seg[LDTR].attr = 0x10000
-        return OK
-    if sel & 4:
-        return raise_exc(c, GP_VEC, 1, sel & 0xFFFC)
-    if read_descriptor(c, <uint16_t>sel, &lo, &hi, GP_VEC):
-        return EXC
-    t = (lo >> 40) & 0x1F
-    if is_tr:
-        if t != 0x09 and not (t == 0x01 and not (c.efer & 0x400)):
-            return raise_exc(c, GP_VEC, 1, sel & 0xFFFC)
-    elif t != 0x02:
-        return raise_exc(c, GP_VEC, 1, sel & 0xFFFC)
-    if not ((lo >> 47) & 1):
-        return raise_exc(c, NP_VEC, 1, sel & 0xFFFC)
-    if (c.efer & 0x400) and ((hi >> 40) & 0x1F):
-        return raise_exc(c, GP_VEC, 1, sel & 0xFFFC)
-    unpack_descriptor(lo, hi, &s, <uint16_t>sel)
-    if is_tr:
-        gbase = c.gdtr_base + (sel & 0xFFF8) + 5
-        if lin_write_slow(c, gbase, 1, ((lo >> 40) & 0xFF) | 2, ACC_W | ACC_SYS):
-            return EXC
-        s.attr |= 2
-        c.seg[TR] = s
-    else:
-        c.seg[LDTR] = s
-    return OK
-
-cdef int h_sldt_str(Cpu* c, Insn* i) noexcept:
-    cdef int r
-    if not (c.cr0 & 1) or (c.rflags & F_VM):
-        return ud(c)
-    if (c.cr4 & 0x800) and c.cpl > 0:
-        return gp0(c)
-    r = sensitive(c, i, 0)
-    if r:
-        return r
-    return rm_write16(c, i, c.seg[TR].sel if i.mnem == _STR else c.seg[LDTR].sel)
-
-# --- segment registers ------------------------------------------------------------------------
-
-cdef int h_mov_sreg(Cpu* c, Insn* i) noexcept:
-    """MOV Sreg, r/m16: MOV to CS is #UD; MOV to SS blocks interrupts for one instruction."""
-    cdef uint64_t v = 0
-    if i.r0 == CS:
-        return ud(c)
-    if i.k1 == K_REG:
-        v = rd_reg(c, i.r1, 2)
-    elif ld(c, i.seg, ea_of(c, i), 2, &v):
-        return EXC
-    if load_seg(c, i.r0, <uint16_t>v):
-        return EXC
-    if i.r0 == SS:
-        c.inhibit = INHIBIT_MOVSS
-        c.shadow_end = c.icount + 2
-        c.next_event = c.icount
-    return REDECODE
-
-cdef int h_mov_from_sreg(Cpu* c, Insn* i) noexcept:
-    return rm_write16(c, i, c.seg[i.r1].sel)
-
-cdef int h_load_far(Cpu* c, Insn* i) noexcept:
-    """LDS/LES/LFS/LGS/LSS r, m16:16/32/64."""
-    cdef uint64_t off = 0, sel = 0, ea = ea_of(c, i)
-    cdef int sreg
-    if ld(c, i.seg, ea, i.ssz, &off) or ld(c, i.seg, (ea + i.ssz) & size_mask(i.asz), 2, &sel):
-        return EXC
-    sreg = DS if i.mnem == _LDS else ES if i.mnem == _LES else FS if i.mnem == _LFS else \
-        GS if i.mnem == _LGS else SS
-    if load_seg(c, sreg, <uint16_t>sel):
-        return EXC
-    wr_reg(c, i.r0, i.osz, off)
-    return REDECODE
-
 # --- #UD and the virtualization instructions --------------------------------------------------
 
 cdef int h_ud(Cpu* c, Insn* i) noexcept:
@@ -937,15 +700,14 @@ cdef void set_named_raw(Cpu* c, str name, uint64_t v):
         raise KeyError(name)
 
 
-cdef uint16_t _RDTSCP, _LGDT, _SGDT, _LTR, _STR, _LDS, _LES, _LFS, _LGS
+cdef uint16_t _RDTSCP
 
 cdef void register(handler_t* t) noexcept:
-    global _RDTSCP, _LGDT, _SGDT, _LTR, _STR, _LDS, _LES, _LFS, _LGS
+    global _RDTSCP
     M = _ix.Mnemonic
-    _RDTSCP, _LGDT, _SGDT, _LTR, _STR = M.RDTSCP, M.LGDT, M.SGDT, M.LTR, M.STR
-    _LDS, _LES, _LFS, _LGS = M.LDS, M.LES, M.LFS, M.LGS
+    _RDTSCP = M.RDTSCP
     table = {
-        "HLT": <long>h_hlt, "CLI": <long>h_cli, "STI": <long>h_sti, "IN": <long>h_in, "OUT": <long>h_out,
+        "HLT": <long>h_hlt, "CLI": <long>h_cli, "STI": <long>h_sti,
         "CPUID": <long>h_cpuid, "RDMSR": <long>h_rdmsr, "WRMSR": <long>h_wrmsr,
         "RDTSC": <long>h_rdtsc, "RDTSCP": <long>h_rdtsc, "RDPMC": <long>h_rdpmc,
         "RDRAND": <long>h_rdrand, "RDSEED": <long>h_rdrand, "PAUSE": <long>h_pause,
@@ -953,10 +715,6 @@ cdef void register(handler_t* t) noexcept:
         "MWAIT": <long>h_mwait, "XSETBV": <long>h_xsetbv, "XGETBV": <long>h_xgetbv,
         "CLTS": <long>h_clts, "LMSW": <long>h_lmsw, "SMSW": <long>h_smsw,
         "INVLPG": <long>h_invlpg, "INVPCID": <long>h_invpcid, "SWAPGS": <long>h_swapgs,
-        "LGDT": <long>h_lgdt, "LIDT": <long>h_lgdt, "SGDT": <long>h_sgdt, "SIDT": <long>h_sgdt,
-        "LLDT": <long>h_lldt_ltr, "LTR": <long>h_lldt_ltr, "SLDT": <long>h_sldt_str, "STR": <long>h_sldt_str,
-        "LDS": <long>h_load_far, "LES": <long>h_load_far, "LFS": <long>h_load_far,
-        "LGS": <long>h_load_far, "LSS": <long>h_load_far,
         "UD0": <long>h_ud, "UD1": <long>h_ud, "UD2": <long>h_ud,
     }
     for name in ("VMXON", "VMXOFF", "VMCLEAR", "VMPTRLD", "VMPTRST", "VMREAD", "VMWRITE",
@@ -969,5 +727,3 @@ cdef void register(handler_t* t) noexcept:
     t[_decode.MOV_FROM_CR] = h_mov_from_cr
     t[_decode.MOV_TO_DR] = h_mov_dr
     t[_decode.MOV_FROM_DR] = h_mov_dr
-    t[_decode.MOV_SREG] = h_mov_sreg
-    t[_decode.MOV_FROM_SREG] = h_mov_from_sreg

@@ -1,0 +1,2 @@
+from x86._defs cimport handler_t
+cdef void register(handler_t* table) noexcept
