@@ -18,23 +18,6 @@ cdef extern from "sys/mman.h":
     int munmap(void* addr, size_t length)
     int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE
 
-ctypedef struct Block:
-    uint64_t pa
-    uint32_t mode
-    uint32_t n
-    Insn* insns
-    # chaining: the blocks that followed this one, valid while `gen` equals Core.chain_gen
-    # (bumped by anything that may change what a RIP maps to: TLB flushes, mode and CPL
-    # changes, event delivery, code invalidation)
-    uint64_t gen
-    uint64_t next_rip[2]
-    void* next[2]
-    int next_slot
-
-cdef enum:
-    BC_N = 4096
-    MAX_MEMORY_SHIFT = 39     # MAXPHYADDR: RAM cannot exceed the physical address space
-
 cdef handler_t HANDLERS[2048]
 # specialized bodies by operand form (_ops_fast): reg,reg / reg,imm / reg / reg,mem / mem,reg
 cdef handler_t FAST_RR[2048]
@@ -115,26 +98,14 @@ cdef inline int mode_index(Cpu* c) noexcept nogil:
     return 2 if c.code_bits == 64 else (1 if c.code_bits == 32 else 0)
 
 
+cdef inline int block_hash(uint64_t pa, uint32_t mode) noexcept nogil:
+    # every byte of a page gets its own slot; pages and modes are spread by multiplication
+    return <int>((pa + (pa >> 12) * 0x9E5 + <uint64_t>mode * 0x5A3) & (BC_N - 1))
+
+
 cdef class Core:
-    """One processor and its physical memory. Python faces (x86.Cpu, x86.Memory) wrap it."""
-    cdef Cpu c
-    cdef Block* bcache[4096]
-    cdef dict blocks          # (pa << 2 | mode) -> address of a Block
-    cdef dict page_blocks     # pfn -> list of keys
-    cdef list graveyard
-    cdef Block scratch
-    cdef Insn scratch_insn[16]
-    cdef public object deferred_error
-    cdef public object unsupported_what
-    cdef public dict io_handlers      # port -> device with io_read(port, size) / io_write(port, size, value)
-    cdef public list mmio_handlers    # [(lo, hi, device)] with mmio_read(pa, size) / mmio_write(pa, size, v)
-    cdef public object console        # bytearray of port 0xE9 output
-    cdef public object hook           # Python intercept object (vmx/svm), or None
-    cdef public object intr_controller  # local APIC: acknowledge(), timer_fired()
-    cdef public uint64_t slow_lookups  # block-cache misses (statistics)
-    cdef uint64_t chain_gen
-    cdef public bint generic_only     # decode every instruction to its general handler (tests)
-    cdef uint64_t memory_size
+    """One processor and its physical memory. Python faces (x86.Cpu, x86.Memory) wrap it.
+    Its C data is declared in _exec.pxd, so that other compiled modules (vmx) reach the Cpu."""
 
     def __cinit__(self, uint64_t memory_size=256 << 20, *args, **kwargs):
         init_tables()
@@ -213,15 +184,11 @@ cdef class Core:
             a = self.blocks.pop(key, 0)
             if a:
                 b = <Block*>a
-                if self.bcache[self._hash(b.pa, b.mode)] == b:
-                    self.bcache[self._hash(b.pa, b.mode)] = NULL
+                if self.bcache[block_hash(b.pa, b.mode)] == b:
+                    self.bcache[block_hash(b.pa, b.mode)] = NULL
                 self.graveyard.append(a)
         self.c.block_dirty = 1
         self.chain_gen += 1
-
-    cdef inline int _hash(self, uint64_t pa, uint32_t mode) noexcept:
-        # every byte of a page gets its own slot; pages and modes are spread by multiplication
-        return <int>((pa + (pa >> 12) * 0x9E5 + <uint64_t>mode * 0x5A3) & (BC_N - 1))
 
     cdef int _fill(self, Insn* ins, tuple rec) except -1:
         cdef handler_t fast
@@ -253,33 +220,6 @@ cdef class Core:
                 ins.fn = fast
         return 0
 
-    cdef inline Block* _lookup(self, int* status):
-        """The block at CS:RIP: translate the fetch through the TLB, then the block cache."""
-        cdef Cpu* c = &self.c
-        cdef uint64_t la, pa
-        cdef TlbEntry* e
-        cdef int st, mode
-        cdef Block* b
-        la = c.rip + c.segbase[CS]
-        if c.seg_checks:
-            if c.rip > c.seg[CS].limit:
-                status[0] = gp0(c)
-                return NULL
-            la = <uint32_t>la
-        e = &c.tlb[c.tlb_user][(la >> 12) & (TLB_N - 1)]
-        if e.tag_x == (la & ~(<uint64_t>0xFFF)):
-            pa = e.pa | (la & 0xFFF)
-        else:
-            st = translate(c, la, ACC_X, &pa, 1)
-            if st:
-                status[0] = st
-                return NULL
-        mode = mode_index(c)
-        b = self.bcache[self._hash(pa, mode)]
-        if b != NULL and b.pa == pa and b.mode == <uint32_t>mode:
-            return b
-        return self._lookup_slow(la, pa, status)
-
     cdef Block* _lookup_slow(self, uint64_t la, uint64_t pa, int* status):
         """Block cache miss: the dictionary of decoded blocks, else decode the page from pa."""
         cdef Cpu* c = &self.c
@@ -294,7 +234,7 @@ cdef class Core:
         a = self.blocks.get(key, 0)
         if a:
             b = <Block*>a
-            self.bcache[self._hash(pa, mode)] = b
+            self.bcache[block_hash(pa, mode)] = b
             return b
         host = ram_ptr(c, pa & ~(<uint64_t>0xFFF), PAGE)
         page_end = (pa | 0xFFF) + 1
@@ -324,7 +264,7 @@ cdef class Core:
                         tlb_drop_writes_to(c, pa & ~(<uint64_t>0xFFF))
                 else:
                     lst.append(key)
-                self.bcache[self._hash(pa, mode)] = b
+                self.bcache[block_hash(pa, mode)] = b
                 return b
         # uncached: the instruction crosses a page boundary, or code runs from MMIO/open bus
         n = <int>(page_end - pa)
@@ -503,7 +443,7 @@ cdef class Core:
                 elif prev.next_rip[1] == c.rip:
                     b = <Block*>prev.next[1]
             if b == NULL:
-                b = self._lookup(&st)
+                b = lookup_block(self, &st)
                 if b == NULL:
                     prev = NULL
                     if st == EXC:
@@ -965,3 +905,31 @@ INTERCEPT_EVENTS = dict(EXCEPTION=EV_EXCEPTION, INSN=EV_INSN, TRIPLE_FAULT=EV_TR
                         NMI_WINDOW=EV_NMI_WINDOW)
 DELIVERY_KINDS = dict(EXCEPTION=DK_EXCEPTION, SOFT_INT=DK_SOFT_INT, SOFT_EXC=DK_SOFT_EXC,
                       EXTERNAL=DK_EXTERNAL, NMI=DK_NMI, PRIV_SOFT=DK_PRIV_SOFT)
+
+
+cdef inline Block* lookup_block(Core self, int* status):
+    """The block at CS:RIP: translate the fetch through the TLB, then the block cache."""
+    cdef Cpu* c = &self.c
+    cdef uint64_t la, pa
+    cdef TlbEntry* e
+    cdef int st, mode
+    cdef Block* b
+    la = c.rip + c.segbase[CS]
+    if c.seg_checks:
+        if c.rip > c.seg[CS].limit:
+            status[0] = gp0(c)
+            return NULL
+        la = <uint32_t>la
+    e = &c.tlb[c.tlb_user][(la >> 12) & (TLB_N - 1)]
+    if e.tag_x == (la & ~(<uint64_t>0xFFF)):
+        pa = e.pa | (la & 0xFFF)
+    else:
+        st = translate(c, la, ACC_X, &pa, 1)
+        if st:
+            status[0] = st
+            return NULL
+    mode = mode_index(c)
+    b = self.bcache[block_hash(pa, mode)]
+    if b != NULL and b.pa == pa and b.mode == <uint32_t>mode:
+        return b
+    return self._lookup_slow(la, pa, status)
