@@ -4,8 +4,8 @@ from Cython.Build import cythonize
 
 # One list: every compiled module, by package: the processor core, then VT-x's hot path.
 MODULES = {
-    "x86": ["_mem", "_exec", "_intr", "_seg", "_ops_alu", "_ops_ctl", "_ops_str", "_ops_sys", "_ops_io", "_ops_desc", "_ops_fast"],
-    "vmx": ["_vmcs"],
+    "x86": ["_mem", "_exec", "_state", "_intr", "_seg", "_ops_alu", "_ops_ctl", "_ops_str", "_ops_sys", "_ops_io", "_ops_desc", "_ops_fast"],
+    "vmx": ["_vmcs", "_transition"],
 }
 
 DIRECTIVES = {

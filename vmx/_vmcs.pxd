@@ -13,7 +13,12 @@ cdef class VmcsStore:
     cdef bint recording               # note the slots read (for CheckMemo)
     cdef uint64_t rd[NWORDS]
     cdef public object memo           # CheckMemo of the VM-entry checks, or None
+    cdef public bint launched         # launch state (25.1): "launched" after a VMLAUNCH
+    cdef public uint64_t ctl_gen      # counts writes to control and host-state fields
+    cdef public object nonroot        # the intercept hook made for this VMCS (vmx.nonroot), or None
+    cdef public uint64_t nonroot_gen  # ctl_gen when it was made
     cdef inline void _mark(self, int s)
+    cdef void put(self, int slot, uint64_t value) noexcept
     cpdef uint64_t read_enc(self, encoding) except? 0xFFFFFFFFFFFFFFFF
     cpdef write_enc(self, encoding, value)
 
@@ -33,7 +38,12 @@ cdef class CheckMemo:
     cdef public object reader
     cdef bint _same(self, VmcsStore vm, int i)
     cdef void _remember(self, VmcsStore vm, int i, bint ctl)
+    cdef int nall                     # all checks (control + host + guest)
+    cdef bint passed                  # the last run found no failure, with the context below
+    cdef int k_launch, k_lma
+    cdef uint64_t k_vmxon
     cdef object _run(self, VmcsStore vm, object checks, int base, bint ctl)
+    cdef bint all_pass(self, VmcsStore vm, int launch, int lma, uint64_t vmxon)
 
 cdef class VmxStateBase:
     cdef public bint root             # in VMX root operation
@@ -42,3 +52,10 @@ cdef class VmxStateBase:
     cdef public object cache          # VMCS data by region address
     cdef uint64_t _current
     cdef public object cur            # the Vmcs of the current-VMCS pointer, or None (a cache)
+    # CR0/CR4 bits fixed in VMX operation (IA32_VMX_CR*_FIXED*, 24.8), set at VMXON
+    cdef public uint64_t cr0_must1, cr0_must0, cr4_must1, cr4_must0
+    cdef public object monitor        # a debugger's guest monitor (budget/pause), or None
+
+cdef VmcsStore ready(cpu)
+cdef int slot_of(int encoding) noexcept
+cdef uint64_t slot_mask(int slot) noexcept

@@ -102,11 +102,15 @@ cdef class VmcsStore:
         self.dirty_guest = True
         self.recording = False
         self.memo = None
+        self.launched = False
+        self.ctl_gen = 0
+        self.nonroot = None
 
     cdef inline void _mark(self, int s):
         cdef int fl = s >> 16
         if fl & F_CTL:
             self.dirty_controls = True
+            self.ctl_gen += 1
         elif fl & F_GUEST:
             self.dirty_guest = True
 
@@ -140,6 +144,19 @@ cdef class VmcsStore:
             self.v[i] = x & MASK[i]
         self._mark(s)
 
+    cdef void put(self, int slot, uint64_t value) noexcept:
+        """The processor's own write of a slot (exit information, guest state saved): any
+        field, read-only ones too, truncated to its width. Marks the VMCS only on a change."""
+        value &= MASK[slot]
+        if self.v[slot] == value:
+            return
+        self.v[slot] = value
+        if SLOT_CTL[slot]:
+            self.dirty_controls = True
+            self.ctl_gen += 1
+        else:
+            self.dirty_guest = True
+
     def read(self, info):
         """VMREAD of a FieldInfo (vmx.fields)."""
         return self.read_enc(info.encoding)
@@ -154,6 +171,15 @@ cdef class VmcsStore:
 
 
 cdef uint8_t SLOT_CTL[NSLOTS]     # the slot holds a control or host-state field
+
+
+cdef int slot_of(int encoding) noexcept:
+    """The slot of a field's (full) encoding, for compiled modules that use fixed fields."""
+    return SLOT[encoding & 0xFFFF]
+
+
+cdef uint64_t slot_mask(int slot) noexcept:
+    return MASK[slot]
 
 
 def _build_kinds():
@@ -198,7 +224,9 @@ cdef class CheckMemo:
         self.ctx = None
         self.reader = None
         self.nctl = 0
+        self.nall = 0
         self.ctl_pure = False
+        self.passed = False
 
     cdef bint _same(self, VmcsStore vm, int i):
         cdef int k
@@ -254,8 +282,25 @@ cdef class CheckMemo:
                 self._remember(vm, i, ctl)
         return None
 
-    def run(self, VmcsStore vm, key, control_checks, host_checks, guest_checks):
-        """The first failing check of control, host, guest (27.2 then 27.3.1), or None."""
+    cdef bint all_pass(self, VmcsStore vm, int launch, int lma, uint64_t vmxon):
+        """Whether `run` would find no failure without running a check: the last run passed in
+        the same context, no control or host field was written since, and every check is
+        remembered with the values it read still in place."""
+        cdef int i
+        if not self.passed or launch != self.k_launch or lma != self.k_lma or vmxon != self.k_vmxon:
+            return False
+        if vm.dirty_controls or not self.ctl_pure:
+            return False
+        for i in range(self.nctl, self.nall):
+            if not self.ok[i] or not self._same(vm, i):
+                return False
+        return True
+
+    def run(self, VmcsStore vm, key, control_checks, host_checks, guest_checks, launch=False, lma=False,
+            vmxon=0xFFFFFFFFFFFFFFFF):
+        """The first failing check of control, host, guest (27.2 then 27.3.1), or None. `launch`,
+        `lma` and `vmxon` repeat the parts of `key` that `all_pass` compares."""
+        self.passed = False
         if key != self.key:
             memset(self.ok, 0, sizeof(self.ok))
             self.key = key
@@ -272,7 +317,12 @@ cdef class CheckMemo:
             if failure is not None:
                 return failure
             vm.dirty_controls = False
-        return self._run(vm, guest_checks, nctl, False)
+        failure = self._run(vm, guest_checks, nctl, False)
+        self.nall = nctl + len(guest_checks)
+        if failure is None:
+            self.passed = True
+            self.k_launch, self.k_lma, self.k_vmxon = bool(launch), bool(lma), vmxon
+        return failure
 
 
 cdef extern from *:
@@ -290,6 +340,8 @@ cdef class VmxStateBase:
         self.cache = {}
         self._current = INVALID
         self.cur = None
+        self.cr0_must1 = self.cr0_must0 = self.cr4_must1 = self.cr4_must0 = 0
+        self.monitor = None
 
     property current:
         """The current-VMCS pointer (FFFFFFFF_FFFFFFFFH: none)."""
@@ -346,7 +398,7 @@ cdef long _get(PyGetSetDef* d, cpu) except? -1:
     return v
 
 
-cdef inline VmcsStore _ready(cpu):
+cdef VmcsStore ready(cpu):
     """The current VMCS when the common case of 31.3 applies: VMX root operation, 64-bit mode
     (so CR0.PE = 1, RFLAGS.VM = 0, CS.L = 1), CPL 0, a current VMCS; else None."""
     if not _direct(type(cpu)):
@@ -382,7 +434,7 @@ cdef inline int _vmsucceed(cpu) except -1:
 
 def vmread(cpu, encoding):
     """VMREAD (31.3 "VMREAD - Read Field from Virtual-Machine Control Structure")."""
-    cdef VmcsStore vm = _ready(cpu)
+    cdef VmcsStore vm = ready(cpu)
     cdef int s
     cdef uint64_t r
     if not PyLong_Check(encoding):
@@ -401,7 +453,7 @@ def vmread(cpu, encoding):
 
 def vmwrite(cpu, encoding, value):
     """VMWRITE (31.3 "VMWRITE - Write Field to Virtual-Machine Control Structure")."""
-    cdef VmcsStore vm = _ready(cpu)
+    cdef VmcsStore vm = ready(cpu)
     cdef int s, i
     cdef uint64_t x
     if not PyLong_Check(encoding):
@@ -421,81 +473,3 @@ def vmwrite(cpu, encoding, value):
             _vmsucceed(cpu)
             return None
     return _slow_write(cpu, int(encoding), int(value))
-
-
-# --- moving state between the processor and the VMCS (27.3.2, 28.3, 28.5) ---------------------
-# An op is (code, target, encodings...), compiled by vmx.transfer from vmx.state's tables:
-#   OP_SYS    target a name of set_sys_raw/get_sys (control registers, DR7, EFER, PAT)
-#   OP_ATTR   target a property of the processor (rsp, rip, rflags)
-#   OP_STATE  target a name of x86.state (MSR-backed state: SYSENTER, DEBUGCTL)
-#   OP_SEG    target a segment number; selector, base, limit, access-rights encodings
-#   OP_DTR    target 0 (GDTR) or 1 (IDTR); base, limit encodings
-#   OP_MSR    target an MSR index (RDMSR/WRMSR of the processor, as x86.state does)
-OP_SYS, OP_ATTR, OP_STATE, OP_SEG, OP_DTR, OP_MSR = 0, 1, 2, 3, 4, 5
-
-cdef object _xstate = None
-
-
-cdef inline uint64_t _val(VmcsStore vm, int enc):
-    return vm.v[SLOT[enc]]
-
-
-cdef inline int _put(VmcsStore vm, int enc, object value) except -1:
-    cdef int s = SLOT[enc]
-    if not PyLong_CheckExact(value):
-        value = int(value)
-    vm.v[s] = PyLong_AsUnsignedLongLongMask(value) & MASK[s]
-    vm._mark((FLAG[enc] << 16) | s)
-    return 0
-
-
-def load(cpu, VmcsStore vm, tuple ops):
-    """Load processor state from the VMCS fields the ops name, in order."""
-    global _xstate
-    cdef int code
-    for op in ops:
-        code = op[0]
-        if code == 0:
-            cpu.set_sys_raw(op[1], _val(vm, op[2]))
-        elif code == 1:
-            setattr(cpu, op[1], _val(vm, op[2]))
-        elif code == 2:
-            if _xstate is None:
-                from x86 import state as xs
-                _xstate = xs
-            _xstate.set_state(cpu, op[1], _val(vm, op[2]))
-        elif code == 3:
-            cpu.set_seg(op[1], _val(vm, op[2]), _val(vm, op[3]), _val(vm, op[4]), _val(vm, op[5]))
-        elif code == 4:
-            cpu.set_dtr(op[1], _val(vm, op[2]), _val(vm, op[3]))
-        else:
-            cpu.wrmsr(op[1], _val(vm, op[2]))
-
-
-def save(cpu, VmcsStore vm, tuple ops):
-    """Save processor state into the VMCS fields the ops name (the processor's own writes)."""
-    global _xstate
-    cdef int code
-    for op in ops:
-        code = op[0]
-        if code == 0:
-            _put(vm, op[2], cpu.get_sys(op[1]))
-        elif code == 1:
-            _put(vm, op[2], getattr(cpu, op[1]))
-        elif code == 2:
-            if _xstate is None:
-                from x86 import state as xs
-                _xstate = xs
-            _put(vm, op[2], _xstate.get_state(cpu, op[1]))
-        elif code == 3:
-            sel, base, limit, attr = cpu.get_seg(op[1])
-            _put(vm, op[2], sel)
-            _put(vm, op[3], base)
-            _put(vm, op[4], limit)
-            _put(vm, op[5], attr)
-        elif code == 4:
-            base, limit = cpu.get_dtr(op[1])
-            _put(vm, op[2], base)
-            _put(vm, op[3], limit)
-        else:
-            _put(vm, op[2], cpu.rdmsr(op[1]))

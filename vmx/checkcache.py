@@ -24,4 +24,5 @@ def entry_checks(cpu, vmcs, launch: bool):
         memo.ctx = entry.EntryContext(vmcs=vmcs, profile=machine.profile, read_phys=memo.reader,
                                       launch=bool(launch), host_lma=bool(cpu.efer & 0x400),
                                       vmxon_pointer=cpu.vmx.vmxon_pointer)
-    return memo.run(vmcs, key, entry.CONTROL_CHECKS, entry.HOST_CHECKS, entry.GUEST_CHECKS)
+    return memo.run(vmcs, key, entry.CONTROL_CHECKS, entry.HOST_CHECKS, entry.GUEST_CHECKS,
+                    bool(launch), bool(cpu.efer & 0x400), cpu.vmx.vmxon_pointer)

@@ -7,6 +7,7 @@ the whole field once (`raw_reason`) and derives `reason` and `entry_failure` fro
 """
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Callable
 
 import attrs
@@ -39,34 +40,44 @@ def _basic_reason(raw_reason: int):
 class VmExit:
     """A VM exit (or a VM-entry failure that is reported as one).
 
-    Integer-valued fields are decoded on construction: `qualification` by the exit reason
-    (vmx.qualification), `instruction_info` by the exit reason (vmx.instruction_info), the two
-    interruption-information fields as `InterruptionInfo`. Each decoded value is still equal to
-    the raw field."""
+    The record holds the raw exit-information fields; the integer-valued ones are decoded when
+    first read: `qualification` by the exit reason (vmx.qualification), `instruction_info` by
+    the exit reason (vmx.instruction_info), the two interruption-information fields as
+    `InterruptionInfo`. Each decoded value is still equal to the raw field. The constructor
+    takes the decoded names (`qualification=...`)."""
     raw_reason: int = attrs.field(converter=int, repr=hex)
-    qualification: Qualification = attrs.field(default=0)
+    raw_qualification: int = attrs.field(default=0, alias="qualification", converter=int, repr=hex)
     guest_linear_address: int = attrs.field(default=0, repr=hex)
     guest_physical_address: int = attrs.field(default=0, repr=hex)
     instruction_length: int = 0
-    instruction_info: InstructionInfo = attrs.field(default=0)
-    interruption_info: InterruptionInfo = attrs.field(default=0, converter=InterruptionInfo)
+    raw_instruction_info: int = attrs.field(default=0, alias="instruction_info", converter=int, repr=hex)
+    raw_interruption_info: int = attrs.field(default=0, alias="interruption_info", converter=int, repr=hex)
     interruption_error_code: int = 0
-    idt_vectoring_info: InterruptionInfo = attrs.field(default=0, converter=InterruptionInfo)
+    raw_idt_vectoring_info: int = attrs.field(default=0, alias="idt_vectoring_info", converter=int, repr=hex)
     idt_vectoring_error_code: int = 0
     guest_rip: int = attrs.field(default=0, repr=hex)
     check: Check | None = None
 
-    def __attrs_post_init__(self):
-        # The layouts depend on the reason (and for exceptions on the vector): decode here.
-        vector = self.interruption_info.vector if self.interruption_info.valid else None
-        object.__setattr__(self, "qualification",
-                           _qualification_for(self.raw_reason, int(self.qualification), vector))
-        info = int(self.instruction_info)
+    @cached_property
+    def interruption_info(self) -> InterruptionInfo:
+        return InterruptionInfo(self.raw_interruption_info)
+
+    @cached_property
+    def idt_vectoring_info(self) -> InterruptionInfo:
+        return InterruptionInfo(self.raw_idt_vectoring_info)
+
+    @cached_property
+    def qualification(self) -> Qualification:
+        """The layouts depend on the reason (and for exceptions on the vector)."""
+        info = self.interruption_info
+        return _qualification_for(self.raw_reason, self.raw_qualification,
+                                  info.vector if info.valid else None)
+
+    @cached_property
+    def instruction_info(self) -> InstructionInfo:
         if isinstance(self.qualification, IoInstruction) and not self.qualification.string:
-            decoded = InstructionInfo(info)     # defined for INS/OUTS only
-        else:
-            decoded = _instruction_info_for(self.raw_reason, info)
-        object.__setattr__(self, "instruction_info", decoded)
+            return InstructionInfo(self.raw_instruction_info)     # defined for INS/OUTS only
+        return _instruction_info_for(self.raw_reason, self.raw_instruction_info)
 
     @property
     def reason(self):

@@ -15,6 +15,8 @@ _PLAIN_MEMORY = {_M.VMCLEAR, _M.VMPTRLD, _M.VMPTRST, _M.VMXON}
 _INVALIDATION = {_M.INVEPT, _M.INVVPID, _M.INVPCID}
 _STRING_IO = {_M.INSB, _M.INSW, _M.INSD, _M.OUTSB, _M.OUTSW, _M.OUTSD}
 DISPLACEMENT_QUALIFIED = set(_DESC_ID) | set(_LDTR_ID) | _PLAIN_MEMORY | _INVALIDATION | {_M.VMREAD, _M.VMWRITE}
+ENCODED = DISPLACEMENT_QUALIFIED | _STRING_IO | {_M.RDRAND, _M.RDSEED}
+"""The mnemonics `encode` gives instruction information or a displacement for (all others: 0)."""
 
 
 def _memory_part(ins: dict) -> int:

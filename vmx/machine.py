@@ -10,7 +10,7 @@ import x86
 from x86 import loader
 from x86.cpuid import DEFAULT_FEATURES, CpuidTable
 from vmx import instructions as ins
-from vmx import transitions
+from vmx import _transition
 from vmx import profiles
 from vmx.profiles import Profile
 
@@ -34,16 +34,18 @@ class Cpu(x86.Cpu):
 
     def set_vmx_fixed_bits(self, on: bool) -> None:
         """In VMX operation CR0 and CR4 keep the IA32_VMX_CR*_FIXED* settings: a MOV that breaks
-        them is #GP(0) (SDM 24.8)."""
-        prof = self.machine.profile
+        them is #GP(0) (SDM 24.8). The masks are kept with the VMX state (VM exits restore
+        them in C)."""
+        prof, st = self.machine.profile, self.vmx
         if on:
-            self.set_sys_raw("cr0_must1", prof.msr(profiles.IA32_VMX_CR0_FIXED0))
-            self.set_sys_raw("cr0_must0", ~prof.msr(profiles.IA32_VMX_CR0_FIXED1) & 0xFFFFFFFF)
-            self.set_sys_raw("cr4_must1", prof.msr(profiles.IA32_VMX_CR4_FIXED0))
-            self.set_sys_raw("cr4_must0", ~prof.msr(profiles.IA32_VMX_CR4_FIXED1) & 0xFFFFFFFFFFFFFFFF)
+            st.cr0_must1 = prof.msr(profiles.IA32_VMX_CR0_FIXED0)
+            st.cr0_must0 = ~prof.msr(profiles.IA32_VMX_CR0_FIXED1) & 0xFFFFFFFF
+            st.cr4_must1 = prof.msr(profiles.IA32_VMX_CR4_FIXED0)
+            st.cr4_must0 = ~prof.msr(profiles.IA32_VMX_CR4_FIXED1) & 0xFFFFFFFFFFFFFFFF
         else:
-            for name in ("cr0_must1", "cr0_must0", "cr4_must1", "cr4_must0"):
-                self.set_sys_raw(name, 0)
+            st.cr0_must1 = st.cr0_must0 = st.cr4_must1 = st.cr4_must0 = 0
+        for name in ("cr0_must1", "cr0_must0", "cr4_must1", "cr4_must0"):
+            self.set_sys_raw(name, getattr(st, name))
 
     def vmxon(self, pa: int) -> None:
         ins.vmxon(self, pa)
@@ -67,10 +69,11 @@ class Cpu(x86.Cpu):
 
     def vmlaunch(self):
         """VM entry with VMLAUNCH; returns the `vmx.VmExit` that ends the guest's run."""
-        return transitions.vmlaunch(self)
+        return _transition.vmentry(self, True)
 
     def vmresume(self):
-        return transitions.vmresume(self)
+        """VM entry with VMRESUME; returns the `vmx.VmExit` that ends the guest's run."""
+        return _transition.vmentry(self, False)
 
 
 class Machine(x86.Machine):

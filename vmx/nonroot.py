@@ -12,7 +12,7 @@ import iced_x86
 from vmx.controls import PinBased as Pin, ProcBased as Proc, SecondaryProcBased as Sec
 from vmx.exits import ExitReason as R
 from vmx.fields import Field as F, field_info
-from vmx.instruction_encoding import encode as encode_instruction_info
+from vmx.instruction_encoding import ENCODED, encode as encode_instruction_info
 
 from x86.intercept import (DK_NMI, DK_SOFT_EXC, EV_CR, EV_DEADLINE, EV_EXCEPTION, EV_INSN, EV_INTR,
                           EV_INTR_WINDOW, EV_IO, EV_MSR, EV_NMI_WINDOW, EV_STEP, EV_TRIPLE_FAULT)
@@ -44,6 +44,18 @@ NOT_MODELLED_IN_GUEST = {_M.VMFUNC: "VMFUNC in VMX non-root operation",
                          _M.INVPCID: "INVPCID in VMX non-root operation"}
 
 
+def simple_instruction_exits():
+    """The instruction exits whose only information is the reason, the instruction length and
+    (INVLPG) the linear address as qualification, as rows (mnemonic, control word: 0 none, 1
+    primary, 2 secondary processor-based, control bit, exit reason, qualification is the
+    instruction's detail). vmx._transition decides these in C from the same tables; every
+    other instruction goes to `NonRoot`."""
+    rows = [(m, 0, 0, int(r), False) for m, r in UNCONDITIONAL.items() if m not in ENCODED]
+    rows += [(m, 1, int(c), int(r), m == _M.INVLPG) for m, (c, r) in BY_PRIMARY.items() if m not in ENCODED]
+    rows += [(m, 2, int(c), int(r), False) for m, (c, r) in BY_SECONDARY.items() if m not in ENCODED]
+    return rows
+
+
 class NonRoot:
     """The intercept hook of one VM entry: reads the controls once, answers the core."""
 
@@ -63,6 +75,10 @@ class NonRoot:
         self.cr3_targets = [r(F[f"CR3_TARGET_VALUE{i}"]) for i in range(min(4, r(F.CR3_TARGET_COUNT)))]
         self.io_bitmap = (r(F.IO_BITMAP_A), r(F.IO_BITMAP_B))
         self.msr_bitmap = r(F.MSR_BITMAP)
+        self.reset()
+
+    def reset(self) -> None:
+        """Before each VM entry: no exit recorded, no timer."""
         self.exit: dict | None = None
         self.timer = None                       # vmx.events.PreemptionTimer, set by arm()
 

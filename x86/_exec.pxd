@@ -22,6 +22,9 @@ cdef enum:
     MAX_MEMORY_SHIFT = 39     # MAXPHYADDR: RAM cannot exceed the physical address space
 
 
+cdef int py_intercept(Cpu* c, int event, uint64_t a, uint64_t b) noexcept
+
+
 cdef class Core:
     cdef Cpu c
     cdef Block* bcache[4096]

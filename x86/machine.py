@@ -133,13 +133,18 @@ class Cpu(_exec.Core):
         if self.machine is not None:
             self.set_instruction_limit(start + self.machine.instruction_limit)
         code, status = super().run(max_instructions)
+        self.stop_error(code)
+        return Stop(_STOP_NAMES.get(code, "request"), status if code == 3 else None,
+                    self.icount - start, self.rip)
+
+    def stop_error(self, code: int) -> None:
+        """Raise what a stop code of the core means for the caller when it is not an outcome:
+        the instruction limit or an exception storm, or an unmodelled feature."""
         if code in (5, 9):
             raise InstructionLimit(self.machine.instruction_limit if self.machine else 0, self.rip,
                                    storm=code == 9)
         if code == 6:
             raise Unsupported(self.unsupported_what or "an unmodelled feature")
-        return Stop(_STOP_NAMES.get(code, "request"), status if code == 3 else None,
-                    self.icount - start, self.rip)
 
     def step(self) -> Stop:
         return self.run(max_instructions=1)
