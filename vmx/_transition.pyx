@@ -26,7 +26,7 @@ from x86._exec cimport Core, py_intercept
 from x86._mem cimport update_paging_mode, load_pdptes
 from x86._seg cimport update_mode
 from x86._state cimport locate, loc_get, loc_set, LOC_PYTHON
-from vmx._vmcs cimport VmcsStore, VmxStateBase, CheckMemo, ready, slot_of
+from vmx._vmcs cimport VmcsStore, VmxStateBase, CheckMemo, ready, slot_of, state_of, set_entry
 
 from vmx import events as _events, transfer as _transfer, transitions as _transitions
 from vmx import nonroot as _nonroot
@@ -139,7 +139,7 @@ for _k, (_f, _seg) in enumerate(HOST_SELECTORS):
     HS_BASE[_k] = _S(HOST_BASES[_seg]) if _seg in HOST_BASES else -1
 
 
-cdef inline void _load(Cpu* c, VmcsStore vm, Table* t, tuple names, uint64_t entry, bint conditional, cpu) except *:
+cdef inline int _load(Cpu* c, VmcsStore vm, Table* t, tuple names, uint64_t entry, bint conditional, cpu) except -1:
     cdef int k
     cdef Op* op
     for k in range(t.n):
@@ -152,7 +152,7 @@ cdef inline void _load(Cpu* c, VmcsStore vm, Table* t, tuple names, uint64_t ent
             loc_set(c, op.kind, op.offset, op.width, vm.v[op.slot])
 
 
-cdef inline void _save(Cpu* c, VmcsStore vm, Table* t, tuple names, uint64_t exit_ctls, bint conditional, cpu) except *:
+cdef inline int _save(Cpu* c, VmcsStore vm, Table* t, tuple names, uint64_t exit_ctls, bint conditional, cpu) except -1:
     cdef int k
     cdef Op* op
     for k in range(t.n):
@@ -175,7 +175,7 @@ cdef inline void _derive_mode(Cpu* c) noexcept:
     c.next_event = c.icount
 
 
-cdef void load_guest(Core cpu, VmcsStore vm, VmxStateBase st) except *:
+cdef int load_guest(Core cpu, VmcsStore vm, VmxStateBase st) except -1:
     """27.3.2: control registers, segments, descriptor tables, RIP/RSP/RFLAGS and the MSRs the
     VM-entry controls name; the guest/host masks and read shadows (25.6.6); the CR0/CR4 bits
     fixed in VMX operation, PE and PG excepted with "unrestricted guest" (24.8)."""
@@ -200,7 +200,7 @@ cdef void load_guest(Core cpu, VmcsStore vm, VmxStateBase st) except *:
     c.halted = 1 if vm.v[S_ACTIVITY] == 1 else 0
 
 
-cdef void save_guest(Core cpu, VmcsStore vm) except *:
+cdef int save_guest(Core cpu, VmcsStore vm) except -1:
     """28.3: guest state is saved; the MSRs per the VM-exit controls; the activity state."""
     cdef Cpu* c = &cpu.c
     cdef uint64_t exit_ctls = vm.v[S_EXIT]
@@ -209,7 +209,7 @@ cdef void save_guest(Core cpu, VmcsStore vm) except *:
     vm.put(S_ACTIVITY, 1 if c.halted else 0)
 
 
-cdef void load_host(Core cpu, VmcsStore vm, VmxStateBase st) except *:
+cdef int load_host(Core cpu, VmcsStore vm, VmxStateBase st) except -1:
     """28.5: host control registers, RSP, RIP, the segments from their selectors and bases
     (28.5.2), GDTR/IDTR with limits FFFFH, LDTR unusable, RFLAGS = 2, DR7 = 400H,
     EFER.LMA/LME = "host address-space size"."""
@@ -282,7 +282,7 @@ cdef inline void _set_interruptibility(Cpu* c, int v) noexcept:
     c.next_event = c.icount
 
 
-cdef void _arm(Core cpu, VmcsStore vm, hook) except *:
+cdef int _arm(Core cpu, VmcsStore vm, hook) except -1:
     """27.7 and 27.6, in the manual's order: interruptibility, the event to inject, then the
     controls that act at instruction boundaries."""
     cdef Cpu* c = &cpu.c
@@ -312,15 +312,15 @@ cdef void _arm(Core cpu, VmcsStore vm, hook) except *:
     c.next_event = c.icount
 
 
-cdef void _disarm(Core cpu) except *:
+cdef void _disarm(Core cpu) noexcept:
     """What the hook armed ends with the guest (x86 Core.set_hook(None)); TSC reads are plain."""
-    cpu.set_hook(None)
+    cpu.attach_hook(None, NULL)
     cpu.c.tsc_mult = 0
     cpu.c.tsc_shift = 0
     cpu.c.tsc_add = 0
 
 
-cdef void _save_events(Core cpu, VmcsStore vm, hook, ExitInfo* x) except *:
+cdef int _save_events(Core cpu, VmcsStore vm, hook, ExitInfo* x) except -1:
     """28.2.1: the valid bit of the VM-entry interruption-information field is cleared; 28.3.4:
     interruptibility state and the VMX-preemption timer value are saved. The guest's shadows end
     with it; virtual-NMI blocking is guest state only; an NMI that caused the exit leaves NMIs
@@ -387,7 +387,7 @@ cdef int _intercept(Cpu* c, int event, uint64_t a, uint64_t b) noexcept:
 
 # --- VM exit --------------------------------------------------------------------------------------
 
-cdef void _record_from_dict(dict info) except *:
+cdef int _record_from_dict(dict info) except -1:
     cdef int k
     for k in range(10):
         X.f[k] = <uint64_t>info.get(_INFO_KEYS[k], 0)
@@ -468,7 +468,7 @@ cdef object _hook_for(Core cpu, VmcsStore vm):
         hook = _nonroot.NonRoot(cpu, vm)
         vm.nonroot = hook
         vm.nonroot_gen = vm.ctl_gen
-    else:
+    elif hook.exit is not None or hook.timer is not None:
         hook.reset()
     return hook
 
@@ -482,16 +482,15 @@ cdef object _run_guest(Core cpu, VmcsStore vm, VmxStateBase st):
     H_SEC = vm.v[S_SEC] if H_PROC & PROC_SECONDARY else 0
     H_EXC_BITMAP = <uint32_t>vm.v[S_EXC_BITMAP]
     X_SET = False
-    cpu.set_hook(hook)
-    c.intercept = _intercept
-    machine = cpu.machine
+    cpu.attach_hook(hook, _intercept)
     monitor = st.monitor
     try:
         _arm(cpu, vm, hook)
-        c.hard_limit = c.icount + <uint64_t>(machine.instruction_limit if machine is not None else 1_000_000_000)
+        c.hard_limit = c.icount + <uint64_t>cpu.machine.instruction_limit
         while True:
             budget = monitor.budget(cpu) if monitor is not None else None
-            code, _ = Core.run(cpu, budget)
+            cpu.run_native(U64_MAX if budget is None else <uint64_t>budget)
+            code = c.stop_reason
             if code == STOP_MAX_INSNS and monitor is not None:
                 monitor.pause(cpu)
                 continue
@@ -509,13 +508,17 @@ cdef object _run_guest(Core cpu, VmcsStore vm, VmxStateBase st):
 
 def vmentry(Core cpu, bint launch):
     """VMLAUNCH (`launch`) or VMRESUME: the VM exit that ends the guest's run, as a VmExit."""
+    return _vmentry(cpu, launch)
+
+
+cdef object _vmentry(Core cpu, bint launch):
     cdef Cpu* c = &cpu.c
-    cdef VmcsStore vm = ready(cpu)
-    cdef VmxStateBase st
+    cdef VmxStateBase st = state_of(cpu)
+    cdef VmcsStore vm = ready(cpu, st)
     cdef CheckMemo memo
     if vm is None or vm.launched != (not launch):
         vm = _transitions.instruction_checks(cpu, launch)     # raises the outcome (31.3)
-    st = <VmxStateBase>cpu.vmx
+        st = <VmxStateBase>cpu.vmx
     # 27.2 then 27.3.1
     memo = vm.memo
     if memo is None or not memo.all_pass(vm, launch, (c.efer >> 10) & 1, <uint64_t>st.vmxon_pointer):
@@ -532,3 +535,6 @@ def vmentry(Core cpu, bint launch):
     st.non_root = True
     vm.put(S_ERROR, 0)
     return _run_guest(cpu, vm, st)
+
+
+set_entry(_vmentry)      # vmx._vmcs.VmxCore.vmlaunch / vmresume

@@ -42,6 +42,10 @@ cdef class CheckMemo:
     cdef bint passed                  # the last run found no failure, with the context below
     cdef int k_launch, k_lma
     cdef uint64_t k_vmxon
+    cdef int nu                       # the slots all guest checks read, with their values when
+    cdef uint16_t uslot[NSLOTS]       #   they last all passed (nu < 0: some check is not
+    cdef uint64_t uval[NSLOTS]        #   remembered, so all_pass cannot know)
+    cdef void _snapshot(self, VmcsStore vm)
     cdef object _run(self, VmcsStore vm, object checks, int base, bint ctl)
     cdef bint all_pass(self, VmcsStore vm, int launch, int lma, uint64_t vmxon)
 
@@ -56,6 +60,15 @@ cdef class VmxStateBase:
     cdef public uint64_t cr0_must1, cr0_must0, cr4_must1, cr4_must0
     cdef public object monitor        # a debugger's guest monitor (budget/pause), or None
 
-cdef VmcsStore ready(cpu)
+from x86._exec cimport Core
+
+ctypedef object (*entry_fn)(Core cpu, bint launch)
+
+cdef class VmxCore(Core):
+    cdef public VmxStateBase vmx
+
+cdef void set_entry(entry_fn fn) noexcept
+cdef VmxStateBase state_of(cpu)
+cdef VmcsStore ready(cpu, VmxStateBase s)
 cdef int slot_of(int encoding) noexcept
 cdef uint64_t slot_mask(int slot) noexcept

@@ -9,28 +9,20 @@ a current VMCS, a field that exists and (VMWRITE) is not read-only; VMsucceed cl
 SF OF. Every other case goes to the Python functions in vmx.instructions, which produce every
 failure outcome and its `.check` text.
 """
-from cpython.long cimport (PyLong_AsLong, PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLongMask,
+from cpython.long cimport (PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLongMask,
                            PyLong_Check, PyLong_CheckExact)
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_DECREF
 from libc.stdint cimport uint8_t, uint16_t, uint64_t
 from libc.string cimport memset
 
 from vmx.fields import FIELDS
-from x86._exec import Core
+from x86._exec cimport Core
+from x86._defs cimport Cpu, get_rflags, LF_NONE
 
-ctypedef PyObject* (*getter_t)(PyObject*, void*)
-ctypedef int (*setter_t)(PyObject*, PyObject*, void*)
 
 cdef extern from "Python.h":
     PyObject** _PyObject_GetDictPtr(object)
     PyObject* PyDict_GetItemWithError(object, object) except? NULL
-    ctypedef struct PyGetSetDef:
-        getter_t get
-        setter_t set
-        void* closure
-    ctypedef struct PyGetSetDescrObject:
-        PyGetSetDef* d_getset
 
 cdef enum:
     F_KNOWN = 1
@@ -227,6 +219,7 @@ cdef class CheckMemo:
         self.nall = 0
         self.ctl_pure = False
         self.passed = False
+        self.nu = -1
 
     cdef bint _same(self, VmcsStore vm, int i):
         cdef int k
@@ -284,17 +277,37 @@ cdef class CheckMemo:
 
     cdef bint all_pass(self, VmcsStore vm, int launch, int lma, uint64_t vmxon):
         """Whether `run` would find no failure without running a check: the last run passed in
-        the same context, no control or host field was written since, and every check is
-        remembered with the values it read still in place."""
-        cdef int i
+        the same context, no control or host field was written since, and every field a guest
+        check read holds the value it had then (so each check would read what it read when it
+        passed)."""
+        cdef int k
         if not self.passed or launch != self.k_launch or lma != self.k_lma or vmxon != self.k_vmxon:
             return False
-        if vm.dirty_controls or not self.ctl_pure:
+        if vm.dirty_controls or not self.ctl_pure or self.nu < 0:
             return False
-        for i in range(self.nctl, self.nall):
-            if not self.ok[i] or not self._same(vm, i):
+        for k in range(self.nu):
+            if vm.v[self.uslot[k]] != self.uval[k]:
                 return False
         return True
+
+    cdef void _snapshot(self, VmcsStore vm):
+        """After a run that passed: the union of the slots the guest checks read, and their
+        values (each remembered check read exactly these values when it last ran)."""
+        cdef uint8_t seen[NSLOTS]
+        cdef int i, k, s
+        memset(seen, 0, sizeof(seen))
+        self.nu = 0
+        for i in range(self.nctl, self.nall):
+            if not self.ok[i]:
+                self.nu = -1
+                return
+            for k in range(self.nr[i]):
+                s = self.slot[i][k]
+                if not seen[s]:
+                    seen[s] = 1
+                    self.uslot[self.nu] = s
+                    self.uval[self.nu] = vm.v[s]
+                    self.nu += 1
 
     def run(self, VmcsStore vm, key, control_checks, host_checks, guest_checks, launch=False, lma=False,
             vmxon=0xFFFFFFFFFFFFFFFF):
@@ -322,6 +335,7 @@ cdef class CheckMemo:
         if failure is None:
             self.passed = True
             self.k_launch, self.k_lma, self.k_vmxon = bool(launch), bool(lma), vmxon
+            self._snapshot(vm)
         return failure
 
 
@@ -363,78 +377,37 @@ def set_fallbacks(read, write):
     _slow_write = write
 
 
-# The processor's `cpl`, `code_bits` and `rflags` properties (x86._exec.Core), read and written
-# through their descriptors' C functions: the same code `cpu.cpl` runs, without the attribute
-# search. Used only for a class in which those names still resolve to Core's descriptors.
-cdef PyGetSetDef* _CPL = (<PyGetSetDescrObject*><PyObject*>Core.__dict__["cpl"]).d_getset
-cdef PyGetSetDef* _BITS = (<PyGetSetDescrObject*><PyObject*>Core.__dict__["code_bits"]).d_getset
-cdef PyGetSetDef* _RFLAGS = (<PyGetSetDescrObject*><PyObject*>Core.__dict__["rflags"]).d_getset
-cdef object _checked = set()     # classes whose cpl/code_bits/rflags are Core's, `vmx` plain
-cdef object _last = None         # the last class found in _checked
+cdef VmxStateBase state_of(cpu):
+    """cpu.vmx, or None when cpu is not a processor with VMX."""
+    if isinstance(cpu, VmxCore):
+        return (<VmxCore>cpu).vmx
+    return None
 
 
-cdef bint _direct(object cls) except -1:
-    global _last
-    if cls is _last:
-        return True
-    if cls not in _checked:
-        if not all(getattr(cls, n, None) is Core.__dict__[n] for n in ("cpl", "code_bits", "rflags")) \
-                or hasattr(cls, "vmx"):
-            return False
-        _checked.add(cls)
-    _last = cls
-    return True
-
-
-cdef object _VMX = "vmx"
-
-
-cdef long _get(PyGetSetDef* d, cpu) except? -1:
-    cdef PyObject* r = d.get(<PyObject*>cpu, d.closure)
-    if r == NULL:
-        raise RuntimeError("x86 core property failed")
-    cdef long v = PyLong_AsLong(<object>r)
-    Py_DECREF(<object>r)
-    return v
-
-
-cdef VmcsStore ready(cpu):
+cdef VmcsStore ready(cpu, VmxStateBase s):
     """The current VMCS when the common case of 31.3 applies: VMX root operation, 64-bit mode
-    (so CR0.PE = 1, RFLAGS.VM = 0, CS.L = 1), CPL 0, a current VMCS; else None."""
-    if not _direct(type(cpu)):
+    (so CR0.PE = 1, RFLAGS.VM = 0, CS.L = 1), CPL 0, a current VMCS; else None. `s` is
+    state_of(cpu)."""
+    if s is None or not isinstance(cpu, Core):
         return None
-    cdef PyObject** d = _PyObject_GetDictPtr(cpu)       # cpu.vmx: an instance attribute
-    if d == NULL or d[0] == NULL:
+    cdef Cpu* c = &(<Core>cpu).c
+    if c.code_bits != 64 or c.cpl != 0:
         return None
-    cdef PyObject* p = PyDict_GetItemWithError(<object>d[0], _VMX)
-    if p == NULL or not isinstance(<object>p, VmxStateBase):
-        return None
-    cdef VmxStateBase s = <VmxStateBase>p
     if not s.root or s.non_root or s._current == INVALID or s.cur is None:
-        return None
-    if _get(_BITS, cpu) != 64 or _get(_CPL, cpu) != 0:
         return None
     return <VmcsStore>s.cur
 
 
-cdef inline int _vmsucceed(cpu) except -1:
-    """VMsucceed (31.2): CF PF AF ZF SF OF cleared (written only when one is set)."""
-    cdef PyObject* r = _RFLAGS.get(<PyObject*>cpu, _RFLAGS.closure)
-    if r == NULL:
-        raise RuntimeError("x86 core property failed")
-    cdef uint64_t f = PyLong_AsUnsignedLongLongMask(<object>r)
-    Py_DECREF(<object>r)
-    cdef object nf
+cdef inline void _vmsucceed(Cpu* c) noexcept:
+    """VMsucceed (31.2): CF PF AF ZF SF OF cleared."""
+    cdef uint64_t f = get_rflags(c)
     if f & ARITH:
-        nf = f & ~(<uint64_t>ARITH)
-        if _RFLAGS.set(<PyObject*>cpu, <PyObject*>nf, _RFLAGS.closure) < 0:
-            raise RuntimeError("x86 core property failed")
-    return 0
+        c.rflags = f & ~(<uint64_t>ARITH)
+        c.lf_op = LF_NONE
 
 
-def vmread(cpu, encoding):
-    """VMREAD (31.3 "VMREAD - Read Field from Virtual-Machine Control Structure")."""
-    cdef VmcsStore vm = ready(cpu)
+cdef object vmread_impl(cpu, VmxStateBase st, encoding):
+    cdef VmcsStore vm = ready(cpu, st)
     cdef int s
     cdef uint64_t r
     if not PyLong_Check(encoding):
@@ -446,14 +419,13 @@ def vmread(cpu, encoding):
                 r = vm.v[s & 0xFFFF] >> 32
             else:
                 r = vm.v[s & 0xFFFF]
-            _vmsucceed(cpu)
+            _vmsucceed(&(<Core>cpu).c)
             return r
     return _slow_read(cpu, int(encoding))
 
 
-def vmwrite(cpu, encoding, value):
-    """VMWRITE (31.3 "VMWRITE - Write Field to Virtual-Machine Control Structure")."""
-    cdef VmcsStore vm = ready(cpu)
+cdef object vmwrite_impl(cpu, VmxStateBase st, encoding, value):
+    cdef VmcsStore vm = ready(cpu, st)
     cdef int s, i
     cdef uint64_t x
     if not PyLong_Check(encoding):
@@ -470,6 +442,46 @@ def vmwrite(cpu, encoding, value):
             else:
                 vm.v[i] = x & MASK[i]
             vm._mark(s)
-            _vmsucceed(cpu)
+            _vmsucceed(&(<Core>cpu).c)
             return None
     return _slow_write(cpu, int(encoding), int(value))
+
+
+def vmread(cpu, encoding):
+    """VMREAD (31.3 "VMREAD - Read Field from Virtual-Machine Control Structure")."""
+    return vmread_impl(cpu, state_of(cpu), encoding)
+
+
+def vmwrite(cpu, encoding, value):
+    """VMWRITE (31.3 "VMWRITE - Write Field to Virtual-Machine Control Structure")."""
+    return vmwrite_impl(cpu, state_of(cpu), encoding, value)
+
+
+cdef entry_fn _entry = NULL
+
+
+cdef void set_entry(entry_fn fn) noexcept:
+    global _entry
+    _entry = fn
+
+
+cdef class VmxCore(Core):
+    """The processor's VMX part in C: the VMX state (`vmx`, SDM 24.1 / 25.1) and the
+    instructions a VMM runs most, as methods (no Python between the call and the C code).
+    vmx.machine.Cpu derives from it and from x86.Cpu."""
+
+    def vmread(self, encoding):
+        """VMREAD (31.3 "VMREAD - Read Field from Virtual-Machine Control Structure")."""
+        return vmread_impl(self, self.vmx, encoding)
+
+    def vmwrite(self, encoding, value):
+        """VMWRITE (31.3 "VMWRITE - Write Field to Virtual-Machine Control Structure")."""
+        return vmwrite_impl(self, self.vmx, encoding, value)
+
+    def vmlaunch(self):
+        """VMLAUNCH (31.3): VM entry; returns the `vmx.VmExit` that ends the guest's run."""
+        return _entry(self, True)
+
+    def vmresume(self):
+        """VMRESUME (31.3): VM entry; returns the `vmx.VmExit` that ends the guest's run."""
+        return _entry(self, False)

@@ -10,7 +10,7 @@ import x86
 from x86 import loader
 from x86.cpuid import DEFAULT_FEATURES, CpuidTable
 from vmx import instructions as ins
-from vmx import _transition
+from vmx import _transition, _vmcs  # noqa: F401  (_transition installs VM entry)
 from vmx import profiles
 from vmx.profiles import Profile
 
@@ -25,7 +25,7 @@ def _tss_descriptor(base: int, limit: int) -> int:
         | (((base >> 24) & 0xFF) << 56)
 
 
-class Cpu(x86.Cpu):
+class Cpu(x86.Cpu, _vmcs.VmxCore):
     """A processor with VMX: the VMX instructions as methods (outcomes per SDM 31.2)."""
 
     def __init__(self, *args, **kwargs):
@@ -62,18 +62,8 @@ class Cpu(x86.Cpu):
     def vmptrst(self) -> int:
         return ins.vmptrst(self)
 
-    # VMREAD/VMWRITE: the C fast path of vmx._vmcs (the common case) falling back to the full
-    # SDM 31.3 pseudocode of vmx.instructions for every other case
-    vmread = ins.vmread
-    vmwrite = ins.vmwrite
-
-    def vmlaunch(self):
-        """VM entry with VMLAUNCH; returns the `vmx.VmExit` that ends the guest's run."""
-        return _transition.vmentry(self, True)
-
-    def vmresume(self):
-        """VM entry with VMRESUME; returns the `vmx.VmExit` that ends the guest's run."""
-        return _transition.vmentry(self, False)
+    # VMREAD, VMWRITE, VMLAUNCH and VMRESUME are methods of vmx._vmcs.VmxCore: the common case
+    # in C, every other case through the full SDM 31.3 pseudocode of vmx.instructions
 
 
 class Machine(x86.Machine):

@@ -143,6 +143,7 @@ cdef enum:
 cdef enum:
     TLB_BITS = 10
     TLB_N = 1 << 10
+    TLB_LOG_N = 64       # filled entries remembered for a cheap flush (more: a full scan)
     PAGE = 4096
     MAXPHYADDR = 39   # CPUID.80000008H:EAX[7:0] of every profile
 
@@ -254,6 +255,8 @@ ctypedef struct Cpu:
     uint8_t* dirty_pages # bitmap: pages ever written (snapshots)
     TlbEntry tlb[2][1024]   # [user][index]
     int tlb_user         # index of the TLB set in use (CPL == 3)
+    uint16_t tlb_log[64] # the entries (set << 10 | index) valid since the last flush, when
+    int tlb_log_n        #   tlb_log_n <= TLB_LOG_N; above it, any entry may be valid
     slat_t slat          # second-level translation (EPT/NPT), NULL when off
     intercept_t intercept
     void* owner          # the Python core object (PyObject*), for device and hook callbacks

@@ -2,7 +2,7 @@
 # state (the Cpu struct of _defs.pxd) and its physical memory. Declared here so that other
 # compiled modules (vmx's VM entry and exit) work on the Cpu directly.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, uintptr_t
-from x86._defs cimport Cpu, Insn
+from x86._defs cimport Cpu, Insn, intercept_t
 
 ctypedef struct Block:
     uint64_t pa
@@ -54,3 +54,5 @@ cdef class Core:
     cdef int _ack_interrupt(self)
     cdef int _execute(self)
     cdef int _halt_wait(self)
+    cdef int run_native(self, uint64_t max_instructions) except -1
+    cdef void attach_hook(self, object obj, intercept_t fn)

@@ -143,6 +143,7 @@ cdef class Core:
         self.console = bytearray()
         self.hook = None
         memset(self.bcache, 0, sizeof(self.bcache))
+        self.c.tlb_log_n = TLB_LOG_N + 1       # any entry may be valid: scan them all
         tlb_flush(&self.c, 0)
 
     def __dealloc__(self):
@@ -528,9 +529,15 @@ cdef class Core:
 
     def run(self, max_instructions=None):
         """Execute until a stop; returns (reason code, status)."""
+        self.run_native(U64_MAX if max_instructions is None else <uint64_t>max_instructions)
+        return self.c.stop_reason, self.c.stop_status
+
+    cdef int run_native(self, uint64_t max_instructions) except -1:
+        """`run` for compiled callers: the stop reason is left in c.stop_reason (STOP_*);
+        max_instructions U64_MAX: no limit."""
         cdef Cpu* c = &self.c
         cdef int st
-        c.run_limit = U64_MAX if max_instructions is None else c.icount + <uint64_t>max_instructions
+        c.run_limit = U64_MAX if max_instructions == U64_MAX else c.icount + max_instructions
         c.stop_reason = STOP_NONE
         c.exit_request = 0
         c.next_event = c.icount
@@ -544,7 +551,7 @@ cdef class Core:
             c.exit_request = 0
             raise err
         c.exit_request = 0
-        return c.stop_reason, c.stop_status
+        return 0
 
     # --- callbacks from the C side ------------------------------------------------------
 
@@ -793,6 +800,11 @@ cdef class Core:
     def set_hook(self, obj):
         """Install a Python intercept hook (vmx/svm): sensitive instructions and events ask
         `obj.intercept(event, a, b)` whether they exit. None removes it."""
+        self.attach_hook(obj, py_intercept)
+
+    cdef void attach_hook(self, object obj, intercept_t fn):
+        """`set_hook` for compiled layers whose own intercept function `fn` may answer some
+        events in C and pass the rest to py_intercept (which asks `obj`)."""
         self.hook = obj
         if obj is None:
             self.c.intercept = NULL
@@ -805,7 +817,7 @@ cdef class Core:
             self.c.inj_vector = -1
         else:
             self.c.hook_obj = <void*>obj
-            self.c.intercept = py_intercept
+            self.c.intercept = fn
 
     def current_insn(self):
         """The decoded instruction that offered itself to the hook, as a dict of its fields."""
@@ -895,7 +907,6 @@ cdef class Core:
 
     def decoded_block_count(self):
         return len(self.blocks)
-
 
 # The intercept events and delivery kinds of _defs.pxd, for Python hooks (x86.intercept):
 # their numbers are written once, in the C enums.

@@ -280,6 +280,10 @@ cdef int translate(Cpu* c, uint64_t la, int acc, uint64_t* pa, int fill) noexcep
     if sup_user_smap and kind != ACC_X:
         return OK          # SMAP depends on EFLAGS.AC: never cached
     e = &c.tlb[c.tlb_user][(la >> 12) & (TLB_N - 1)]
+    if e.tag_r == TLB_INVALID and e.tag_w == TLB_INVALID and e.tag_x == TLB_INVALID:
+        if c.tlb_log_n < TLB_LOG_N:
+            c.tlb_log[c.tlb_log_n] = <uint16_t>((c.tlb_user << 10) | ((la >> 12) & (TLB_N - 1)))
+        c.tlb_log_n += c.tlb_log_n <= TLB_LOG_N
     if e.pa != page or e.addend != <intptr_t>(<uintptr_t>host) - <intptr_t>(la & ~(<uint64_t>0xFFF)):
         e.tag_r = TLB_INVALID
         e.tag_w = TLB_INVALID
@@ -302,18 +306,39 @@ cdef int translate(Cpu* c, uint64_t la, int acc, uint64_t* pa, int fill) noexcep
 # ------------------------------------------------------------------------------------------
 # TLB invalidation (SDM 4.10.4)
 
+cdef inline void tlb_invalidate(TlbEntry* e) noexcept nogil:
+    e.tag_r = TLB_INVALID
+    e.tag_w = TLB_INVALID
+    e.tag_x = TLB_INVALID
+    e.pa = 0xFFFFFFFFFFFFFFFF
+
+
 cdef void tlb_flush(Cpu* c, int keep_global) noexcept:
-    cdef int u, i
+    """Invalidate every entry (global ones survive with `keep_global`). Only the entries filled
+    since the last flush can be valid: when they are few (tlb_log), only they are visited."""
+    cdef int u, i, k, n = c.tlb_log_n
     cdef TlbEntry* e
+    cdef uint16_t at
+    c.tlb_log_n = 0
+    if n <= TLB_LOG_N:
+        for k in range(n):
+            at = c.tlb_log[k]
+            e = &c.tlb[at >> 10][at & (TLB_N - 1)]
+            if keep_global and (e.flags & TLBF_GLOBAL):
+                c.tlb_log[c.tlb_log_n] = at          # still valid: still remembered
+                c.tlb_log_n += 1
+            else:
+                tlb_invalidate(e)
+        return
     for u in range(2):
         for i in range(TLB_N):
             e = &c.tlb[u][i]
-            if keep_global and (e.flags & TLBF_GLOBAL):
+            if keep_global and (e.flags & TLBF_GLOBAL) and e.tag_r & e.tag_w & e.tag_x != TLB_INVALID:
+                if c.tlb_log_n < TLB_LOG_N:
+                    c.tlb_log[c.tlb_log_n] = <uint16_t>((u << 10) | i)
+                c.tlb_log_n += c.tlb_log_n <= TLB_LOG_N
                 continue
-            e.tag_r = TLB_INVALID
-            e.tag_w = TLB_INVALID
-            e.tag_x = TLB_INVALID
-            e.pa = 0xFFFFFFFFFFFFFFFF
+            tlb_invalidate(e)
 
 
 cdef void tlb_flush_page(Cpu* c, uint64_t la) noexcept:

@@ -114,3 +114,41 @@ def test_cached_checks_equal_all_checks_after_any_vmwrites(writes, restore):
         if restore:
             cpu.vmwrite(encoding, old)
             _same(cpu, launch=True)
+
+
+def test_a_guest_field_changed_and_restored_between_round_trips_is_judged_by_value():
+    """27.3.1.4: "RIP. ... If the processor supports N < 64 linear-address bits, bits 63:N must be
+    identical" in 64-bit mode. The skip that proves every check would pass (CheckMemo.all_pass)
+    compares values: a non-canonical RIP written after many passing round trips fails at once,
+    and the old value passes again."""
+    m = _machine()
+    cpu = m.cpu
+    ex = cpu.vmlaunch()
+    for _ in range(3):
+        cpu.vmwrite(F.GUEST_RIP, cpu.vmread(F.GUEST_RIP) + ex.instruction_length)
+        ex = cpu.vmresume()
+        assert ex.reason == vmx.ExitReason.CPUID
+    good = cpu.vmread(F.GUEST_RIP)
+    cpu.vmwrite(F.GUEST_RIP, 0x0000_8000_0000_0000)
+    ex = cpu.vmresume()
+    assert ex.entry_failure and ex.reason == vmx.ExitReason.INVALID_STATE
+    assert "RIP" in str(ex.check)
+    cpu.vmwrite(F.GUEST_RIP, good)
+    ex = cpu.vmresume()
+    assert not ex.entry_failure and ex.reason == vmx.ExitReason.CPUID
+
+
+def test_a_control_written_with_its_current_value_keeps_the_proof():
+    """VMWRITE of the value a control already holds changes nothing the checks of 27.2 read;
+    writing an invalid value is caught (VMfailValid 7) even after round trips were skipped."""
+    m = _machine()
+    cpu = m.cpu
+    ex = cpu.vmlaunch()
+    proc = cpu.vmread(F.CPU_BASED_VM_EXEC_CONTROL)
+    cpu.vmwrite(F.CPU_BASED_VM_EXEC_CONTROL, proc)
+    cpu.vmwrite(F.GUEST_RIP, cpu.vmread(F.GUEST_RIP) + ex.instruction_length)
+    assert cpu.vmresume().reason == vmx.ExitReason.CPUID
+    cpu.vmwrite(F.CPU_BASED_VM_EXEC_CONTROL, 0)
+    with pytest.raises(vmx.VmFailValid) as e:
+        cpu.vmresume()
+    assert e.value.error == 7

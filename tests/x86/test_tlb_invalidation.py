@@ -94,3 +94,31 @@ def test_cr4_smep_change_flushes():
     m = machine("mov r8, cr4; or r8, 1 << 20; mov cr4, r8")
     run(m)
     assert m.cpu.rcx == 0x2222
+
+
+FILL = """
+    mov r9, 0x401000
+    mov r10, {n}
+2:  test r10, r10
+    jz 3f
+    mov r11, [r9]
+    add r9, 0x1000
+    dec r10
+    jmp 2b
+3:
+"""
+
+
+@pytest.mark.parametrize("others", [0, 62, 63, 64, 65, 300])
+@pytest.mark.parametrize("glob", [False, True])
+def test_mov_cr3_after_many_fills(others, glob):
+    """4.10.4.1 "MOV to CR3 ... invalidates all TLB entries ... except those for global pages",
+    however many entries were filled before (the flush visits only the filled entries while
+    they are few, and scans the whole TLB beyond that): the changed PTE is seen after MOV CR3,
+    unless its page is global (with CR4.PGE = 1), whose stale entry survives. (The filled
+    pages start at TLB index 1: index 0 is the tested page's, which a fill would evict.)"""
+    m = machine(FILL.format(n=others) + "mov r8, cr3; mov cr3, r8", glob=glob, pge=glob)
+    r = run(m, n=10_000)
+    assert r["vector"] == 6
+    assert m.cpu.rbx == 0x1111
+    assert m.cpu.rcx == (0x1111 if glob else 0x2222)
