@@ -74,6 +74,7 @@ ctypedef struct ExitInfo:
 # control bits (plain C integers)
 cdef uint64_t PROC_SECONDARY = int(Proc.ACTIVATE_SECONDARY_CONTROLS)
 cdef uint64_t PROC_MTF = int(Proc.MONITOR_TRAP_FLAG), PROC_TSC_OFFSET = int(Proc.USE_TSC_OFFSETTING)
+cdef uint64_t PROC_TPR_SHADOW = int(Proc.TPR_SHADOW)
 cdef uint64_t PROC_INTR_WINDOW = int(Proc.INTR_WINDOW_EXITING), PROC_NMI_WINDOW = int(Proc.NMI_WINDOW_EXITING)
 cdef uint64_t PIN_VIRTUAL_NMIS = int(Pin.VIRTUAL_NMIS), PIN_TIMER = int(Pin.VMX_PREEMPTION_TIMER)
 cdef uint64_t SEC_UNRESTRICTED = int(Sec.UNRESTRICTED_GUEST), SEC_TSC_SCALING = int(Sec.TSC_SCALING)
@@ -294,8 +295,10 @@ cdef int _arm(Core cpu, VmcsStore vm, hook) except -1:
     c.nmi_block_virtual = 1 if pin & PIN_VIRTUAL_NMIS else 0
     if vm.v[S_ENTRY_INFO] >> 31 & 1:
         pending_mtf = _events.inject(cpu, vm)          # 27.6
+    if proc & PROC_TPR_SHADOW:
+        hook.arm_tpr_threshold(cpu)                    # 27.7.7 (after injection, before MTF)
     # 26.5.2 / 27.7.2: the monitor trap flag (or a pending MTF VM exit: at once)
-    if pending_mtf or proc & PROC_MTF:
+    if (pending_mtf or proc & PROC_MTF) and not c.step_exit:
         c.step_exit = 1
         c.step_icount = c.icount
         c.step_due = 1 if pending_mtf else 0

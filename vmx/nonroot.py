@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import iced_x86
 
+from vmx.apicv import TprShadow
 from vmx.controls import PinBased as Pin, ProcBased as Proc, SecondaryProcBased as Sec
 from vmx.exits import ExitReason as R
 from vmx.fields import Field as F, field_info
 from vmx.instruction_encoding import ENCODED, encode as encode_instruction_info
 
-from x86.intercept import (DK_NMI, DK_SOFT_EXC, EV_CR, EV_DEADLINE, EV_EXCEPTION, EV_INSN, EV_INTR,
+from x86.intercept import (DONE, DONE_EXIT, DK_NMI, DK_SOFT_EXC, EV_CR, EV_DEADLINE, EV_EXCEPTION, EV_INSN, EV_INTR,
                           EV_INTR_WINDOW, EV_IO, EV_MSR, EV_NMI_WINDOW, EV_STEP, EV_TRIPLE_FAULT)
 
 # the interruption types of exits (25.8.3)
@@ -75,12 +76,26 @@ class NonRoot:
         self.cr3_targets = [r(F[f"CR3_TARGET_VALUE{i}"]) for i in range(min(4, r(F.CR3_TARGET_COUNT)))]
         self.io_bitmap = (r(F.IO_BITMAP_A), r(F.IO_BITMAP_B))
         self.msr_bitmap = r(F.MSR_BITMAP)
+        # 30.3: CR8 accesses use the virtual TPR ("virtual-interrupt delivery" is not offered)
+        self.tpr_shadow = TprShadow(self.memory, r(F.VIRTUAL_APIC_PAGE_ADDR), r(F.TPR_THRESHOLD)) \
+            if self.proc & Proc.TPR_SHADOW else None
         self.reset()
 
     def reset(self) -> None:
-        """Before each VM entry: no exit recorded, no timer."""
+        """Before each VM entry: no exit recorded, no timer, no exit due at entry."""
         self.exit: dict | None = None
         self.timer = None                       # vmx.events.PreemptionTimer, set by arm()
+        self.tpr_exit_due = False               # 27.7.7, set by arm_tpr_threshold()
+
+    def arm_tpr_threshold(self, cpu) -> None:
+        """27.7.7: with "use TPR shadow" and "virtualize APIC accesses" 1, a VM exit occurs
+        immediately after VM entry (after any event injection, before a pending MTF VM exit and
+        lower-priority events) if TPR threshold[3:0] > VTPR[7:4]. (Without "virtualize APIC
+        accesses", the VM-entry checks of 27.2.1.1 rule that out.)"""
+        if self.tpr_shadow is not None and self.sec & Sec.VIRTUALIZE_APIC_ACCESSES \
+                and self.tpr_shadow.below_threshold():
+            self.tpr_exit_due = True
+            cpu.set_step_exit(True, due=True)
 
     # --- the hook --------------------------------------------------------------------------------
     def intercept(self, event: int, a: int, b: int) -> bool:
@@ -98,6 +113,10 @@ class NonRoot:
             return self._external_interrupt(a)
         if event == EV_TRIPLE_FAULT:
             return self._exit(R.TRIPLE_FAULT, instruction=False)   # 26.2: always exits
+        if event == EV_STEP and self.tpr_exit_due:
+            self.tpr_exit_due = False
+            self.cpu.halted = False             # 27.7.7: it wakes a guest entered in HLT
+            return self._exit(R.TPR_BELOW_THRESHOLD, instruction=False)
         if event in _BOUNDARY_EXITS:
             # 26.5.2 MTF, 26.5.1 VMX-preemption timer, 26.7.5 / 26.7.6 interrupt and NMI windows:
             # the core offers these only when arm() asked for them
@@ -247,7 +266,26 @@ class NonRoot:
         else:
             exits = (n == 3 and bool(self.proc & Proc.CR3_STORE_EXITING)) or \
                 (n == 8 and bool(self.proc & Proc.CR8_STORE_EXITING))
-        return exits and self._exit(R.CR_ACCESS, qual)
+        if exits:
+            return self._exit(R.CR_ACCESS, qual)
+        if n == 8 and self.tpr_shadow is not None:
+            return self._cr8_virtualized(write, value, gpr)
+        return False
+
+    def _cr8_virtualized(self, write: bool, value: int, gpr: int):
+        """30.3 with "use TPR shadow": MOV from CR8 reads VTPR; MOV to CR8 writes it (bits 63:4
+        of the source set: #GP(0), which the processor raises as without a hook), then a
+        TPR-below-threshold VM exit if TPR virtualization calls for one (trap-like: 28.2,
+        RIP after the MOV)."""
+        if not write:
+            self.cpu.set_gpr(gpr, self.tpr_shadow.read_cr8())
+            return DONE
+        if value >> 4:
+            return False
+        if self.tpr_shadow.write_cr8(value):
+            self._exit(R.TPR_BELOW_THRESHOLD, instruction=False)
+            return DONE_EXIT
+        return DONE
 
     # --- exceptions and interrupts (26.2, 25.6.3) ----------------------------------------------------
     def _exception(self, vector: int, error: int, kind: int) -> bool:

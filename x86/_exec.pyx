@@ -78,15 +78,25 @@ cdef void on_code_write(Cpu* c, uint64_t pa) noexcept:
 
 cdef int py_intercept(Cpu* c, int event, uint64_t a, uint64_t b) noexcept:
     """The intercept hook for a Python hook object (`Core.set_hook`): its `intercept(event, a, b)`
-    returns true when the event becomes an exit. An instruction that exits does not execute:
-    RIP stays at it. Events are the EV_* of _defs.pxd."""
+    answers (x86.intercept): false, the event proceeds; true (EXIT), the event becomes an exit,
+    and an instruction that exits does not execute (RIP stays at it); for an instruction,
+    DONE: the hook performed it (it retires); DONE_EXIT: the hook performed it, it retires,
+    then an exit (a trap-like exit: RIP after it). Events are the EV_* of _defs.pxd."""
+    cdef int answer
     try:
         r = (<object>c.hook_obj).intercept(event, a, b)
+        answer = 0 if not r else (1 if r is True else int(r))
     except BaseException as e:
         (<object>c.owner)._defer_error(e)
         return PYERR
-    if not r:
+    if answer == 0:
         return OK
+    if answer == 2:
+        return REDECODE               # retire it, and re-enter the loop (state may have changed)
+    if answer == 3:
+        c.stop_reason = STOP_EXIT
+        c.stop_retired = 1
+        return STOP
     if event == EV_INSN or event == EV_IO or event == EV_MSR or event == EV_CR or event == EV_HLT:
         c.rip = c.rip_start
     c.stop_reason = STOP_EXIT

@@ -6,8 +6,15 @@ EV_EXCEPTION (a = vector, b = error code or 0xFFFFFFFF | kind << 32), EV_INSN (a
 b = detail), EV_IO (a = port | size << 16 | in << 24, b = value), EV_MSR (a = index, b = 1 for
 WRMSR), EV_CR (a = cr | write << 8, b = value), EV_INTR (a = vector), EV_TRIPLE_FAULT, EV_NMI,
 EV_HLT, and the boundary events EV_STEP, EV_DEADLINE, EV_INTR_WINDOW, EV_NMI_WINDOW.
+
+It answers false (the event proceeds as it would without a hook), EXIT (true: the event becomes
+an exit; an instruction that exits does not execute and RIP stays at it), or, for an
+instruction it performed itself (a virtualized access), DONE (the instruction retires) or
+DONE_EXIT (it retires, then an exit with RIP after it: a trap-like exit).
 """
 from x86._exec import DELIVERY_KINDS, INTERCEPT_EVENTS
+
+EXIT, DONE, DONE_EXIT = True, 2, 3
 
 EV_EXCEPTION = INTERCEPT_EVENTS["EXCEPTION"]
 EV_INSN = INTERCEPT_EVENTS["INSN"]
