@@ -21,6 +21,7 @@ from vmx.exit_record import VmExit
 from vmx import qualification, interruption, instruction_info
 from vmx.transitions import GuestStuck
 from vmx.outcome import Check, VmFail, VmFailInvalid, VmFailValid
+from vmx.invalidation import InveptType, InvvpidType
 
 __all__ = [
     "Machine", "Cpu", "enable", "VmcsBuilder", "GuestStuck", "Vmm", "UnhandledExit", "VmExit",
@@ -29,5 +30,5 @@ __all__ = [
     "Field", "FieldInfo", "field_info", "FIELDS",
     "ExitReason", "VmInstructionError",
     "PinBased", "ProcBased", "SecondaryProcBased", "TertiaryProcBased", "ExitControls",
-    "SecondaryExitControls", "EntryControls", "VmFunc", "DEFAULT1",
+    "SecondaryExitControls", "EntryControls", "VmFunc", "DEFAULT1", "InveptType", "InvvpidType",
 ]

@@ -31,6 +31,15 @@ class VmxState(_vmcs.VmxStateBase):
     def in_operation(self) -> bool:
         return self.root or self.non_root
 
+    def invalidate(self, cpu, what: str, kind: int, **operands) -> None:
+        """INVEPT / INVVPID (29.4.3): drop the cached translations they name. The processor's
+        TLB is dropped whole (more than required is always allowed), and so is every
+        translation cache registered in `translation_caches` (EPT's guest-physical mappings)
+        that holds what they name."""
+        cpu.flush_tlb()
+        for cache in getattr(self, "translation_caches", ()):
+            cache.invalidate(what, kind, **operands)
+
     def current_vmcs(self) -> Vmcs | None:
         if self.current == INVALID_POINTER:
             return None

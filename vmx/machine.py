@@ -9,7 +9,7 @@ from __future__ import annotations
 import x86
 from x86 import loader
 from x86.cpuid import DEFAULT_FEATURES, CpuidTable
-from vmx import instructions as ins
+from vmx import instructions as ins, invalidation
 from vmx import _transition, _vmcs  # noqa: F401  (_transition installs VM entry)
 from vmx import profiles
 from vmx.profiles import Profile
@@ -61,6 +61,15 @@ class Cpu(x86.Cpu, _vmcs.VmxCore):
 
     def vmptrst(self) -> int:
         return ins.vmptrst(self)
+
+    def invept(self, kind: int, eptp: int = 0) -> None:
+        """INVEPT (SDM 31.3) with `kind` 1 (single-context: `eptp`) or 2 (all-context)."""
+        invalidation.invept(self, kind, eptp)
+
+    def invvpid(self, kind: int, vpid: int, linear_address: int = 0) -> None:
+        """INVVPID (SDM 31.3) with `kind` 0 (individual-address), 1 (single-context), 2
+        (all-context) or 3 (single-context retaining globals)."""
+        invalidation.invvpid(self, kind, vpid, linear_address)
 
     # VMREAD, VMWRITE, VMLAUNCH and VMRESUME are methods of vmx._vmcs.VmxCore: the common case
     # in C, every other case through the full SDM 31.3 pseudocode of vmx.instructions

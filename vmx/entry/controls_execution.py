@@ -361,6 +361,11 @@ def check_eptp_reserved(ctx):
     return None
 
 
+# the checks of an EPTP value alone (INVEPT single-context reuses them, 31.3)
+EPTP_CHECKS = (check_eptp_memory_type, check_eptp_walk_length, check_eptp_accessed_dirty,
+               check_eptp_reserved)
+
+
 def check_pml_needs_ept(ctx):
     """If "enable PML" is 1, "enable EPT" must be 1."""
     if ctx.secondary & Sec.ENABLE_PML and not _ept_on(ctx):
