@@ -42,14 +42,23 @@ def _allowed1(cpu, bit: int) -> bool:
     return prof.has(P.IA32_VMX_PROCBASED_CTLS2) and bool(P.allowed(prof, P.IA32_VMX_PROCBASED_CTLS2)[1] & bit)
 
 
-def _common(cpu, name: str, supported: bool) -> None:
-    """The opcode exists only where the processor supports the instruction (31.3: INVEPT
-    with "enable EPT" allowed-1 and IA32_VMX_EPT_VPID_CAP[20]; INVVPID with "enable VPID"
-    allowed-1 and IA32_VMX_EPT_VPID_CAP[32]); then the #UD and #GP conditions."""
-    if not supported:
+def _start(cpu, name: str, control: int, cap_bit: int, kind: int, type_bit0: int, types) -> int:
+    """The Operation up to the descriptor: the opcode exists only where the processor supports
+    the instruction (INVEPT: "enable EPT" allowed-1 and IA32_VMX_EPT_VPID_CAP[20]; INVVPID:
+    "enable VPID" allowed-1 and IA32_VMX_EPT_VPID_CAP[32]), then #UD and #GP, then
+    VMfail(28) for a type whose IA32_VMX_EPT_VPID_CAP bit (type_bit0 + type) is 0."""
+    cap = _cap(cpu)
+    if not (_allowed1(cpu, control) and cap & cap_bit):
         ins._ud(f"{name} is not supported by this processor (IA32_VMX_EPT_VPID_CAP)")
     ins._mode_checks(cpu, name)
     ins._cpl0(cpu, name)
+    kind = int(kind)
+    if not 0 <= kind <= 7 or not cap >> (type_bit0 + kind) & 1:
+        offered = ", ".join(f"{t.value} {t.name.lower().replace('_', '-')} (bit {type_bit0 + t})"
+                            for t in types)
+        _invalid(cpu, name, f"{name} type {kind} is not supported: IA32_VMX_EPT_VPID_CAP bit "
+                 f"{type_bit0 + kind} = 0 (types: {offered})")
+    return kind
 
 
 def _invalid(cpu, name: str, rule: str):
@@ -78,12 +87,7 @@ def invept(cpu, kind: int, eptp: int = 0) -> None:
     """INVEPT (31.3): type 1 invalidates the mappings derived from one EPTP (bits 51:12), type 2
     all mappings derived from EPT (29.4.3.1)."""
     name = "INVEPT"
-    cap = _cap(cpu)
-    _common(cpu, name, _allowed1(cpu, Sec.ENABLE_EPT) and bool(cap & P.EPT_INVEPT))
-    kind = int(kind)
-    if not 0 <= kind <= 7 or not cap >> (24 + kind) & 1:
-        _invalid(cpu, name, f"INVEPT type {kind} is not supported: IA32_VMX_EPT_VPID_CAP bit "
-                 f"{24 + kind} = 0 (bit 25: single-context, bit 26: all-context)")
+    kind = _start(cpu, name, Sec.ENABLE_EPT, P.EPT_INVEPT, kind, 24, InveptType)
     if kind == InveptType.SINGLE_CONTEXT:
         failure = _eptp_failure(cpu, eptp)
         if failure is not None:
@@ -97,13 +101,7 @@ def invvpid(cpu, kind: int, vpid: int, linear_address: int = 0) -> None:
     """INVVPID (31.3): mappings tagged with a VPID (29.4.3.2): one linear address, one VPID,
     every VPID but 0000H, or one VPID's except global translations."""
     name = "INVVPID"
-    cap = _cap(cpu)
-    _common(cpu, name, _allowed1(cpu, Sec.ENABLE_VPID) and bool(cap & P.VPID_INVVPID))
-    kind = int(kind)
-    if not 0 <= kind <= 7 or not cap >> (40 + kind) & 1:
-        _invalid(cpu, name, f"INVVPID type {kind} is not supported: IA32_VMX_EPT_VPID_CAP bit "
-                 f"{40 + kind} = 0 (bits 40-43: individual-address, single-context, "
-                 f"all-context, single-context retaining globals)")
+    kind = _start(cpu, name, Sec.ENABLE_VPID, P.VPID_INVVPID, kind, 40, InvvpidType)
     if vpid >> 16:
         _invalid(cpu, name, f"INVVPID descriptor bits 63:16 = {vpid >> 16:#x} are reserved and "
                  f"must be 0 (VPID {vpid:#x})")
