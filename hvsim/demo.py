@@ -1,153 +1,170 @@
-"""`hvsim demo`: bundled scenarios, rendered with rich.
+"""`hvsim demo`: a bundled scenario run and rendered with rich.
 
-Until the VT-x issue lands, the bundled scenario runs on the bare processor: a 64-bit guest
-that installs its own IDT, takes a page fault and maps the page in its handler, programs the
-local APIC timer and sleeps in HLT until it fires, and reports through the debug console.
+While the guest runs, the exit trace streams: one line per VM exit (reason, decoded
+qualification, guest RIP). Consecutive I/O exits are folded into one line with the console
+output they produced (`--all` shows each). Then the guest's console output, anything that
+failed with its SDM check, and a summary: exits per reason, instructions retired, the share of
+guest instructions that ran without the VMM, simulated and wall time.
 """
 from __future__ import annotations
 
+import collections
 import time
 
-SCENARIOS = {
-    "hello": "a bare-metal 64-bit guest: CPUID, MSRs, a CR write, a page fault it resolves, "
-             "the APIC timer waking HLT, console output",
-}
+import attrs
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 
-GUEST = r"""
-    .equ IDT, 0x3000
-    .equ PT, 0x4000                 # page tables the #PF handler fills: PT, PD 0x5000, PDPT 0x6000
-    .equ UNMAPPED, 0x8000001000          # beyond the loader's 512 GiB identity map: not present
-    .equ APIC, 0xFEE00000
-    # install IDT gates for #PF (14) and the timer (0x40)
-    lea rax, [rip + pf_handler]
-    mov edi, IDT + 14 * 16
-    call set_gate
-    lea rax, [rip + timer_handler]
-    mov edi, IDT + 0x40 * 16
-    call set_gate
-    lidt [rip + idtr]
-    lea rsi, [rip + msg_start]
-    call puts
-    # CPUID: the vendor string goes to the console
-    xor eax, eax
-    cpuid
-    mov [rip + vendor], ebx
-    mov [rip + vendor + 4], edx
-    mov [rip + vendor + 8], ecx
-    lea rsi, [rip + msg_vendor]
-    call puts
-    # an MSR round trip and a CR4 write (enable global pages)
-    mov ecx, 0xC0000102             # IA32_KERNEL_GS_BASE
-    mov eax, 0x1234
-    xor edx, edx
-    wrmsr
-    rdmsr
-    mov rax, cr4
-    or eax, 0x80
-    mov cr4, rax
-    # touch an unmapped page: the #PF handler maps it and the access restarts
-    mov rdi, UNMAPPED
-    mov qword ptr [rdi], 0x42
-    lea rsi, [rip + msg_mapped]
-    call puts
-    # the APIC timer: one-shot, 5000 ticks, vector 0x40; sleep until it fires
-    mov edi, APIC
-    mov dword ptr [rdi + 0x3E0], 0xB
-    mov dword ptr [rdi + 0x320], 0x40
-    mov dword ptr [rdi + 0x380], 5000
-    sti
-    hlt
-    cli
-    lea rsi, [rip + msg_done]
-    call puts
-    xor eax, eax
-    out 0xf4, eax
+import vmx
+from vmx import ExitReason as R
 
-set_gate:                           # rax = handler, rdi = gate address
-    mov word ptr [rdi], ax
-    mov word ptr [rdi + 2], 0x18
-    mov word ptr [rdi + 4], 0x8E00
-    shr rax, 16
-    mov word ptr [rdi + 6], ax
-    shr rax, 16
-    mov dword ptr [rdi + 8], eax
-    mov dword ptr [rdi + 12], 0
-    ret
-
-puts:
-    lodsb
-    test al, al
-    jz 1f
-    out 0xe9, al
-    jmp puts
-1:  ret
-
-pf_handler:                         # map the faulting 4 KiB page to physical 0x800000
-    push rax
-    mov qword ptr [0x1000 + 8], 0x6003       # PML4[1] -> a new PDPT
-    mov qword ptr [0x6000], 0x5003           # PDPT[0] -> a page directory
-    mov qword ptr [0x5000], PT | 3           # PD[0] -> a page table
-    mov rax, cr2
-    shr rax, 12
-    and eax, 0x1FF
-    mov qword ptr [PT + rax * 8], 0x800003   # PTE -> physical 0x800000
-    mov rax, cr2
-    invlpg [rax]
-    lea rsi, [rip + msg_pf]
-    call puts
-    pop rax
-    add rsp, 8                      # the error code
-    iretq
-
-timer_handler:
-    push rax
-    lea rsi, [rip + msg_timer]
-    call puts
-    mov eax, APIC
-    mov dword ptr [rax + 0xB0], 0   # EOI
-    pop rax
-    iretq
-
-idtr:   .word 0xFFF
-        .quad IDT
-msg_start:  .asciz "guest: hello from 64-bit mode\n"
-msg_vendor: .ascii "guest: CPUID vendor "
-vendor:     .asciz "............\n"
-msg_pf:     .asciz "guest: #PF handled, page mapped\n"
-msg_mapped: .asciz "guest: the write went through after the fault\n"
-msg_timer:  .asciz "guest: APIC timer interrupt\n"
-msg_done:   .asciz "guest: woke from HLT, exiting\n"
-"""
+from hvsim import scenario as scenarios, views
+from hvsim.session import Observer, Session
 
 
-def main(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
+@attrs.define
+class _Fold:
+    """A run of I/O exits shown as one line."""
+    first: dict
+    last: dict
+    ports: collections.Counter
+    console_at: int
 
-    import x86
-    from x86.asm import assemble
 
-    console = Console()
-    if args.list:
-        for name, text in SCENARIOS.items():
-            console.print(f"[bold]{name}[/bold]: {text}")
-        return 0
-    if args.scenario not in SCENARIOS:
-        console.print(f"[red]no scenario {args.scenario!r}[/red]; `hvsim demo --list` names them")
-        return 2
-    m = x86.Machine(memory_size=64 << 20)
-    m.load(assemble(GUEST, address=0x100000), address=0x100000, mode="long")
+class Streamer(Observer):
+    """Prints the exit trace as it happens."""
+
+    def __init__(self, console, look: views.Look, fold: bool = True):
+        self.console, self.look, self.fold = console, look, fold
+        self.group: _Fold | None = None
+
+    def _console_len(self, session) -> int:
+        return len(getattr(session.vmm, "console_text", ""))
+
+    def exited(self, session, vm_exit, record):
+        if self.fold and vm_exit.reason == R.IO_INSTRUCTION and not vm_exit.entry_failure:
+            q = vm_exit.qualification
+            key = f"{'IN' if q.direction else 'OUT'} {q.port:#x}"
+            if self.group is None:
+                self.group = _Fold(record, record, collections.Counter(), self._console_len(session))
+            self.group.last = record
+            self.group.ports[key] += 1
+            return
+        self.flush(session)
+        self.console.print(views.exit_line(record, vm_exit, self.look))
+
+    def failed(self, session, error, record):
+        self.flush(session)
+        row = views.exit_row(self.look)
+        row.add_row(str(record["seq"]), f"{record['icount']:,}",
+                    Text(f"{record['instruction']} fail", style="bold red"),
+                    f"{record['outcome']}, VM-instruction error {record['error']} ({record['error_name']})"
+                    if record["error"] is not None else record["outcome"], "")
+        self.console.print(row)
+
+    def flush(self, session) -> None:
+        g, self.group = self.group, None
+        if g is None:
+            return
+        n = sum(g.ports.values())
+        detail = f"{n} exits to #{g.last['seq']}: " + ", ".join(f"{k} x{c}" for k, c in g.ports.items())
+        row = views.exit_row(self.look)
+        row.add_row(str(g.first["seq"]), f"{g.first['icount']:,}", Text("IO_INSTRUCTION", style="bold cyan"),
+                    detail, g.first["guest_rip"])
+        self.console.print(row)
+        out = getattr(session.vmm, "console_text", "")[g.console_at:]
+        if out:
+            line = Text(" " * 17 + "console ", style="dim")
+            line.append(repr(out), style="green")
+            self.console.print(line, overflow="fold")
+
+
+def _summary(session, wall: float, look: views.Look) -> Table:
+    exits = [r for r in session.trace.records if r["type"] == "exit"]
+    by_reason = collections.Counter(r["reason"] or str(r["reason_number"]) for r in exits)
+    t = look.table("", "", show_header=False)
+    t.columns[0].no_wrap = True
+    t.columns[1].justify = "right"
+    for name, n in by_reason.most_common():
+        t.add_row(f"exits: {name}", f"{n:,}  ({100 * n / len(exits):.1f}%)")
+    t.add_row("exits", f"{len(exits):,}")
+    retired = session.cpu.icount
+    emulated = sum(1 for r in exits if r["instruction_length"])
+    t.add_row("guest instructions retired", f"{retired:,}")
+    t.add_row("instruction exits (emulated by the VMM)", f"{emulated:,}")
+    if retired + emulated:
+        t.add_row("ran without VMM intervention", f"{100 * retired / (retired + emulated):.1f}%")
+    t.add_row("simulated time (ticks: instructions + halted)", f"{session.cpu.time:,}")
+    t.add_row("wall time", f"{wall * 1000:,.0f} ms")
+    t.add_row("  in VMLAUNCH/VMRESUME (guest, entry, exit)", f"{session.guest_wall * 1000:,.0f} ms")
+    t.add_row("  in the VMM and the front", f"{(wall - session.guest_wall) * 1000:,.0f} ms")
+    return t
+
+
+def _failure(session, look: views.Look):
+    f = session.failure
+    if isinstance(f, vmx.VmFail):
+        return Group(look.rule("VMfail"), Text(str(f), style="red"),
+                           Text(f"check: SDM Vol. 3C {f.check.section}: {f.check.rule}"))
+    if f is not None:
+        return views.exit_view(f, look, "VM-entry failure")
+    return None
+
+
+def _bare_metal(machine, console, look: views.Look) -> int:
     t = time.perf_counter()
-    stop = m.cpu.run()
+    stop = machine.cpu.run()
     wall = time.perf_counter() - t
-    console.rule("[bold]guest console")
-    console.print(m.console.text, end="", markup=False, highlight=False)
-    table = Table(title="summary")
-    table.add_column("")
-    table.add_column("", justify="right")
+    console.print(look.rule("guest console"))
+    console.print(machine.console.text, end="", markup=False, highlight=False)
+    table = look.table("summary", "")
     table.add_row("stop", f"{stop.reason} (status {stop.status})")
     table.add_row("instructions retired", f"{stop.instructions:,}")
-    table.add_row("simulated time (ticks)", f"{m.cpu.time:,}")
+    table.add_row("simulated time (ticks)", f"{machine.cpu.time:,}")
     table.add_row("wall time", f"{wall * 1000:.1f} ms")
     console.print(table)
     return 0 if stop.reason == "exit" and stop.status == 0 else 1
+
+
+def main(args) -> int:
+    look = views.Look(plain=args.plain)
+    console = look.console()
+    look = look.for_console(console)
+    if args.list:
+        t = look.table("scenario", "what it shows")
+        for s in scenarios.bundled():
+            t.add_row(s.name, s.description)
+        console.print(t)
+        return 0
+    try:
+        scenario = scenarios.load(args.scenario)
+    except scenarios.ScenarioError as e:
+        console.print(Text(str(e), style="red"))
+        return 2
+    console.print(Text(f"hvsim demo {scenario.name}: {scenario.description}", style="bold"))
+    machine, vmm = scenario.build()
+    if vmm is None:
+        return _bare_metal(machine, console, look)
+    streamer = Streamer(console, look, fold=not args.all)
+    session = Session(scenario, streamer, built=(machine, vmm))
+    console.print(look.rule("VM exits (#, instructions retired, reason, what happened, guest RIP)"))
+    t = time.perf_counter()
+    outcome = session.run()
+    wall = time.perf_counter() - t
+    streamer.flush(session)
+    text = getattr(vmm, "console_text", "") + machine.console.text
+    console.print(look.rule("guest console"))
+    console.print(text or "(no output)", end="" if text.endswith("\n") else "\n", markup=False, highlight=False)
+    failure = _failure(session, look)
+    if failure is not None:
+        console.print(failure)
+    if outcome.error is not None and not isinstance(outcome.error, vmx.VmFail):
+        console.print(Text(f"the VMM raised {type(outcome.error).__name__}: {outcome.error}", style="red"))
+    console.print(look.rule("summary"))
+    console.print(_summary(session, wall, look))
+    if args.trace:
+        session.trace.save(args.trace)
+        console.print(f"exit trace written to {args.trace} ({len(session.trace.records)} records)")
+    return 0 if outcome.error is None or isinstance(outcome.error, vmx.VmFail) else 1
+

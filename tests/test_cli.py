@@ -23,7 +23,7 @@ def test_run_a_flat_image(tmp_path):
 
 
 def test_demo_runs_and_shows_the_guest_console():
-    r = hvsim("demo")
+    r = hvsim("demo", "bare-metal")
     assert r.returncode == 0, r.stderr
     for line in ("#PF handled", "APIC timer interrupt", "woke from HLT", "instructions retired"):
         assert line in r.stdout
@@ -31,4 +31,4 @@ def test_demo_runs_and_shows_the_guest_console():
 
 def test_demo_list_names_the_scenarios():
     r = hvsim("demo", "--list")
-    assert r.returncode == 0 and "hello" in r.stdout
+    assert r.returncode == 0 and "tour" in r.stdout and "bare-metal" in r.stdout

@@ -13,7 +13,12 @@ from vmx import instructions as ins, invalidation
 from vmx import _transition, _vmcs  # noqa: F401  (_transition installs VM entry)
 from vmx import profiles
 from vmx.profiles import Profile
+from vmx.vmcs import Vmcs
 
+
+# what VmxState holds besides the VMCSs and the current-VMCS pointer (snapshots)
+_VMX_STATE = ("root", "non_root", "vmxon_pointer", "cr0_must1", "cr0_must0", "cr4_must1", "cr4_must0",
+              "aborted")
 
 HOST_GDT_TSS = loader.GDT_BASE + 8 * len(loader.GDT)   # selector 20H
 HOST_TSS = 0x600                                        # 104 bytes, inside the loader's area
@@ -94,6 +99,35 @@ class Machine(x86.Machine):
         self.memory.write_u64(HOST_GDT_TSS + 8, 0)
         self.cpu.gdtr = (loader.GDT_BASE, HOST_GDT_TSS + 15 - loader.GDT_BASE)
         self.cpu.set_segment("tr", HOST_GDT_TSS - loader.GDT_BASE, HOST_TSS, 0x67, 0x8B)
+
+    # --- snapshots: the VMX state (x86.Machine.snapshot) --------------------------------------
+    def _snapshot_extra(self) -> dict:
+        """VMX operation (root / non-root), the VMXON pointer, the current-VMCS pointer and
+        every VMCS the processor holds (its fields and launch state), IA32_FEATURE_CONTROL."""
+        st = self.cpu.vmx
+        return {"feature_control": self.feature_control,
+                "state": {name: getattr(st, name) for name in _VMX_STATE if hasattr(st, name)},
+                "current": st.current,
+                "vmcs": {addr: vmcs.snapshot() for addr, vmcs in st.cache.items()}}
+
+    def restore(self, snap) -> None:
+        if snap.machine is self and snap.extra["state"]["non_root"]:
+            raise ValueError("this snapshot was taken while a guest ran (VMX non-root operation): "
+                             "only snapshots taken in VMX root operation, between a VM exit and "
+                             "the next VM entry, can be restored (the run's own stack is gone)")
+        super().restore(snap)
+
+    def _restore_extra(self, extra: dict) -> None:
+        st = self.cpu.vmx
+        self.feature_control = extra["feature_control"]
+        for name, value in extra["state"].items():
+            setattr(st, name, value)
+        st.cache = {addr: Vmcs.from_snapshot(addr, s) for addr, s in extra["vmcs"].items()}
+        st.current = extra["current"]
+        # cached translations hold nothing the snapshot does not: drop them all, as an
+        # all-context INVEPT and INVVPID would (29.4.3)
+        st.invalidate(self.cpu, "ept", invalidation.InveptType.ALL_CONTEXT)
+        st.invalidate(self.cpu, "vpid", invalidation.InvvpidType.ALL_CONTEXT)
 
     def _msr_read(self, index: int):
         if index == ins.IA32_FEATURE_CONTROL:

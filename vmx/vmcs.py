@@ -11,8 +11,12 @@ from __future__ import annotations
 import hashlib
 
 from vmx._vmcs import VmcsStore
+from vmx.fields import FIELDS
 
 INVALID_POINTER = 0xFFFFFFFFFFFFFFFF
+
+# every field once, by its full encoding ("high" encodings name part of a full field)
+_FULL_ENCODINGS = tuple(f.encoding for f in FIELDS if not f.high)
 
 
 class Vmcs(VmcsStore):
@@ -29,3 +33,18 @@ class Vmcs(VmcsStore):
         h = hashlib.blake2b(repr(self.written()).encode() + bytes([self.launched]),
                             digest_size=64).digest()
         return (h * (size // len(h) + 1))[:size]
+
+    def snapshot(self) -> tuple[bool, dict[int, int]]:
+        """The launch state and every non-zero field, by encoding (for machine snapshots)."""
+        read = self.read_enc
+        return self.launched, {e: v for e in _FULL_ENCODINGS if (v := read(e))}
+
+    @classmethod
+    def from_snapshot(cls, address: int, state: tuple[bool, dict[int, int]]) -> "Vmcs":
+        """A VMCS holding a `snapshot()`: a new object, so that nothing cached about the old
+        contents (the VM-entry check memo) survives."""
+        vmcs = cls(address)
+        vmcs.launched, values = state
+        for e, v in values.items():
+            vmcs.write_enc(e, v)
+        return vmcs

@@ -918,6 +918,63 @@ cdef class Core:
     def decoded_block_count(self):
         return len(self.blocks)
 
+    # --- snapshots (x86.Machine.snapshot / restore) ------------------------------------------
+
+    def cpu_state(self):
+        """The whole Cpu struct as bytes: registers, segments, control registers, MSRs, time,
+        pending events, interrupt and timer state. Host pointers in it mean nothing outside
+        this Core; `set_cpu_state` keeps this Core's own."""
+        return PyBytes_FromStringAndSize(<char*>&self.c, sizeof(Cpu))
+
+    def set_cpu_state(self, const uint8_t[:] state):
+        """Load a `cpu_state()` of this Core. Kept from the current state: the memory and
+        bitmap pointers, the intercept hook and second-level translation (they belong to the
+        run in progress, not to the snapshot), the MMIO bound. The TLB and decoded blocks are
+        flushed."""
+        cdef Cpu* c = &self.c
+        cdef uint8_t* ram = c.ram
+        cdef uint8_t* code_pages = c.code_pages
+        cdef uint8_t* dirty_pages = c.dirty_pages
+        cdef uint64_t ram_size = c.ram_size, mmio_lo = c.mmio_lo
+        cdef slat_t slat = c.slat
+        cdef intercept_t intercept = c.intercept
+        cdef void* hook_obj = c.hook_obj
+        cdef void* owner = c.owner
+        cdef code_write_t code_write = c.code_write
+        if state.shape[0] != sizeof(Cpu):
+            raise ValueError(f"a Cpu state is {sizeof(Cpu)} bytes, not {state.shape[0]}")
+        tlb_flush(c, 0)         # the entries valid now (the TLB may track them itself) ...
+        memcpy(c, &state[0], sizeof(Cpu))
+        c.ram, c.ram_size, c.code_pages, c.dirty_pages = ram, ram_size, code_pages, dirty_pages
+        c.slat, c.intercept, c.hook_obj = slat, intercept, hook_obj
+        c.owner, c.code_write, c.mmio_lo = owner, code_write, mmio_lo
+        c.cur_insn = NULL
+        self.flush_decoded()    # ... and those valid in the snapshot
+
+    def flush_decoded(self):
+        """Drop every decoded block and the whole TLB. Safe during a run: blocks go to the
+        graveyard, freed at the loop's next block boundary."""
+        cdef uintptr_t a
+        for a in self.blocks.values():
+            self.graveyard.append(a)
+        self.blocks.clear()
+        self.page_blocks.clear()
+        memset(self.bcache, 0, sizeof(self.bcache))
+        memset(self.c.code_pages, 0, ((self.memory_size >> 12) + 8) // 8 + 1)
+        self.c.block_dirty = 1
+        self.chain_gen += 1
+        tlb_flush(&self.c, 0)
+
+    def dirty_bitmap(self):
+        """The bitmap of pages ever written (bit n: page n), as bytes."""
+        return PyBytes_FromStringAndSize(<char*>self.c.dirty_pages, ((self.memory_size >> 12) + 8) // 8 + 1)
+
+    def set_dirty_bitmap(self, const uint8_t[:] bitmap):
+        if bitmap.shape[0] != ((self.memory_size >> 12) + 8) // 8 + 1:
+            raise ValueError("the dirty-page bitmap of another memory size")
+        memcpy(self.c.dirty_pages, &bitmap[0], bitmap.shape[0])
+
+
 # The intercept events and delivery kinds of _defs.pxd, for Python hooks (x86.intercept):
 # their numbers are written once, in the C enums.
 INTERCEPT_EVENTS = dict(EXCEPTION=EV_EXCEPTION, INSN=EV_INSN, TRIPLE_FAULT=EV_TRIPLE_FAULT,

@@ -36,6 +36,19 @@ class LocalApic:
         self.cpu.intr_controller = self
         machine.attach_mmio(self.base, 0x1000, self)
 
+    # --- snapshots (x86.Machine.snapshot) ---------------------------------------------------
+    _STATE = ("apic_base_msr", "irr", "isr", "sivr", "ldr", "lvt_timer", "timer_init", "timer_div",
+              "deadline")
+
+    def snapshot(self) -> dict:
+        """The registers and the timer (its deadline; the processor keeps the time)."""
+        return {name: getattr(self, name) for name in self._STATE} | {"lvt": dict(self.lvt)}
+
+    def restore(self, state: dict) -> None:
+        for name in self._STATE:
+            setattr(self, name, state[name])
+        self.lvt = dict(state["lvt"])
+
     # --- priorities (11.8.3.1) -------------------------------------------------------------
     @property
     def tpr(self) -> int:

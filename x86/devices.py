@@ -25,6 +25,12 @@ class DebugConsole:
         if self.echo is not None:
             self.echo(chunk.decode("latin-1"))
 
+    def snapshot(self) -> bytes:
+        return bytes(self.data)
+
+    def restore(self, state: bytes) -> None:
+        self.data = bytearray(state)
+
 
 class ExitPort:
     """A write of any size ends `run()` with reason "exit" and the value as status."""
@@ -39,3 +45,9 @@ class ExitPort:
     def io_write(self, port: int, size: int, value: int) -> None:
         self.status = value
         self._core.set_exit_status(value)
+
+    def snapshot(self):
+        return self.status
+
+    def restore(self, state) -> None:
+        self.status = state

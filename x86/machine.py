@@ -279,3 +279,67 @@ class Machine:
         Returns the entry point; see x86.loader for the exact state."""
         from x86.loader import load
         return load(self, image, address, mode)
+
+    # --- snapshots -----------------------------------------------------------------------------
+    def devices(self) -> list:
+        """Every device on the I/O and MMIO buses, once each, in the order they were attached."""
+        seen = {}
+        for dev in list(self.cpu.io_handlers.values()) + [d for _, _, d in self.cpu.mmio_handlers]:
+            seen.setdefault(id(dev), dev)
+        return list(seen.values())
+
+    def snapshot(self) -> "Snapshot":
+        """An in-memory copy of the machine's state, complete enough that `restore` makes the
+        machine continue exactly as it did from here: the processor (the C Cpu struct and the
+        MSRs kept in Python), every RAM page ever written, the devices (those with
+        `snapshot()`/`restore(state)`: the APIC, the debug console, the exit port, ...), and
+        what a subclass adds (`_snapshot_extra`). Unchanged pages are shared with the previous
+        snapshot of this machine, so that frequent snapshots cost only what changed."""
+        core, prev, pages = self.cpu, getattr(self, "_snapshot_pages", {}), {}
+        for pfn in core.touched_pages():
+            data = core.phys_read(pfn << 12, 4096)
+            old = prev.get(pfn)
+            pages[pfn] = old if old == data else data
+        self._snapshot_pages = pages
+        return Snapshot(self, core.time, core.cpu_state(), dict(core.msr_file), pages, core.dirty_bitmap(),
+                        tuple((d, d.snapshot()) for d in self.devices() if hasattr(d, "snapshot")),
+                        self._snapshot_extra())
+
+    def restore(self, snap: "Snapshot") -> None:
+        """Return to a `snapshot()` of this machine. Pages written since are restored or zeroed
+        again (they were never written before); the TLB and the decoded-code caches are flushed
+        (they hold nothing architectural that the snapshot does not)."""
+        if snap.machine is not self:
+            raise ValueError("a snapshot can only be restored on the machine that took it")
+        core = self.cpu
+        zero = bytes(4096)
+        for pfn in core.touched_pages():
+            if pfn not in snap.pages:
+                core.phys_write(pfn << 12, zero)
+        for pfn, data in snap.pages.items():
+            core.phys_write(pfn << 12, data)
+        core.set_dirty_bitmap(snap.dirty)
+        core.set_cpu_state(snap.cpu)
+        core.msr_file = dict(snap.msrs)
+        for dev, state in snap.devices:
+            dev.restore(state)
+        self._restore_extra(snap.extra)
+
+    def _snapshot_extra(self) -> dict:
+        return {}
+
+    def _restore_extra(self, extra: dict) -> None:
+        pass
+
+
+@attrs.frozen(eq=False)
+class Snapshot:
+    """A machine's state at one instant (`Machine.snapshot()`), in memory."""
+    machine: Machine = attrs.field(repr=False)
+    time: int                                    # deterministic time: retired instructions + halted
+    cpu: bytes = attrs.field(repr=False)         # the C Cpu struct (x86/_defs.pxd)
+    msrs: dict = attrs.field(repr=False)         # MSRs kept in Python (Cpu.msr_file)
+    pages: dict = attrs.field(repr=False)        # page number -> 4096 bytes, every page ever written
+    dirty: bytes = attrs.field(repr=False)       # the dirty-page bitmap
+    devices: tuple = attrs.field(repr=False)     # (device, its snapshot()) pairs
+    extra: dict = attrs.field(repr=False)        # a subclass's state (vmx: VMX operation, VMCSs)

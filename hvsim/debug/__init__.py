@@ -1,0 +1,1 @@
+"""The step debugger for VM exits (`hvsim debug`)."""
