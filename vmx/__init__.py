@@ -21,11 +21,13 @@ from vmx.exit_record import VmExit
 from vmx import qualification, interruption, instruction_info
 from vmx.transitions import GuestStuck
 from vmx.outcome import Check, VmFail, VmFailInvalid, VmFailValid
+from vmx.abort import VmxAbort, VmxAbortIndicator
 from vmx.invalidation import InveptType, InvvpidType
 
 __all__ = [
     "Machine", "Cpu", "enable", "VmcsBuilder", "GuestStuck", "Vmm", "UnhandledExit", "VmExit",
     "qualification", "interruption", "instruction_info", "VmFail", "VmFailInvalid", "VmFailValid", "Check",
+    "VmxAbort", "VmxAbortIndicator",
     "controls", "errors", "exits", "fields", "profiles",
     "Field", "FieldInfo", "field_info", "FIELDS",
     "ExitReason", "VmInstructionError",

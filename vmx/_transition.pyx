@@ -12,7 +12,8 @@ The sequence, each step in the manual's order:
   which decides the simple instruction exits from vmx.nonroot's tables and asks
   vmx.nonroot.NonRoot about everything else);
 - 28.2 recording the exit information, 28.3 saving guest state, 28.4 the MSR-store list,
-  28.5 loading host state and 28.6 the MSR-load list (`exit_to_host`).
+  28.5 loading host state and 28.6 the MSR-load list (`exit_to_host`); a failing entry of
+  either list is a VMX abort (28.7, vmx.abort).
 
 State moves through compiled tables: vmx.state names each field's processor state, and
 x86._state locates that state in the Cpu struct. The rare parts (event injection, the
@@ -56,6 +57,7 @@ cdef int S_CR4_MASK = _S(F.CR4_GUEST_HOST_MASK), S_CR4_SHADOW = _S(F.CR4_READ_SH
 cdef int S_GDTR_BASE = _S(F.HOST_GDTR_BASE), S_IDTR_BASE = _S(F.HOST_IDTR_BASE)
 cdef int S_ENTRY_MSR_COUNT = _S(F.VM_ENTRY_MSR_LOAD_COUNT), S_EXIT_STORE_COUNT = _S(F.VM_EXIT_MSR_STORE_COUNT)
 cdef int S_EXIT_LOAD_COUNT = _S(F.VM_EXIT_MSR_LOAD_COUNT), S_GUEST_RIP = _S(F.GUEST_RIP)
+cdef int S_PENDING_DBG = _S(F.GUEST_PENDING_DBG_EXCEPTIONS)
 
 # 28.2: the exit-information fields in ExitInfo's order
 cdef int S_INFO[10]
@@ -77,6 +79,7 @@ cdef uint64_t PROC_MTF = int(Proc.MONITOR_TRAP_FLAG), PROC_TSC_OFFSET = int(Proc
 cdef uint64_t PROC_TPR_SHADOW = int(Proc.TPR_SHADOW)
 cdef uint64_t PROC_INTR_WINDOW = int(Proc.INTR_WINDOW_EXITING), PROC_NMI_WINDOW = int(Proc.NMI_WINDOW_EXITING)
 cdef uint64_t PIN_VIRTUAL_NMIS = int(Pin.VIRTUAL_NMIS), PIN_TIMER = int(Pin.VMX_PREEMPTION_TIMER)
+cdef uint64_t PIN_NMI_EXITING = int(Pin.NMI_EXITING), SEC_PLE = int(Sec.PAUSE_LOOP_EXITING)
 cdef uint64_t SEC_UNRESTRICTED = int(Sec.UNRESTRICTED_GUEST), SEC_TSC_SCALING = int(Sec.TSC_SCALING)
 cdef uint64_t EN_IA32E = int(En.IA32E_MODE), EN_LOAD_EFER = int(En.LOAD_IA32_EFER)
 cdef uint64_t EX_HOST_64 = int(Ex.HOST_ADDR_SPACE_SIZE), EX_SAVE_DEBUG = int(Ex.SAVE_DEBUG_CONTROLS)
@@ -315,6 +318,71 @@ cdef int _arm(Core cpu, VmcsStore vm, hook) except -1:
     c.next_event = c.icount
 
 
+# 27.7.3 / 28.3.4: pending debug exceptions (Table 25-4): B3-B0, enabled breakpoint, BS
+cdef enum:
+    DBG_B = 0xF
+    DBG_ENABLED_BP = 1 << 12
+    DBG_BS = 1 << 14
+
+cdef uint64_t E_ICOUNT                # icount at the last VM entry
+
+
+cdef int _arm_debug_nmi(Core cpu, VmcsStore vm, hook) except -1:
+    """After _arm: what VM entry establishes for debug exceptions and NMI blocking.
+
+    27.7.3: the pending debug exceptions field (valid when BS or the enabled-breakpoint bit is
+    1) becomes a debug trap delivered after VM entry (with the priority of "traps on the
+    previous instruction", held back by blocking by MOV SS), unless the entry is vectoring
+    with an external interrupt, NMI, hardware exception or privileged software exception, or
+    with a software interrupt or exception and no blocking by MOV SS. (The activity states
+    shutdown and wait-for-SIPI, which also discard them, are not offered.)
+    27.7.1: after a vectoring VM entry there is no blocking by STI or by MOV SS.
+    26.3: with "NMI exiting" 1 and "virtual NMIs" 0, IRET does not affect NMI blocking.
+    25.6.13: each VM entry starts PAUSE-loop detection afresh (26.1.3)."""
+    global E_ICOUNT
+    cdef Cpu* c = &cpu.c
+    cdef uint64_t pin = vm.v[S_PIN], info = vm.v[S_ENTRY_INFO], pending = vm.v[S_PENDING_DBG]
+    cdef int kind = (info >> 8) & 7
+    cdef bint vectoring = (info >> 31) & 1 and kind != 7
+    c.iret_nmi_keep = 1 if (pin & PIN_NMI_EXITING) and not (pin & PIN_VIRTUAL_NMIS) else 0
+    if vectoring:
+        c.inhibit = 0                    # 27.7.1: no blocking by STI or MOV SS after a vectoring entry
+    if H_SEC & SEC_PLE:
+        hook.ple_last = None
+    E_ICOUNT = c.icount
+    c.tf_armed = 0
+    c.db_status = 0
+    if not pending & (DBG_ENABLED_BP | DBG_BS):
+        return 0
+    if vectoring and not ((kind == 4 or kind == 6) and vm.v[S_INTERRUPTIBILITY] & BLOCK_MOV_SS):
+        return 0
+    c.db_status = <uint32_t>(pending & (DBG_B | DBG_ENABLED_BP | DBG_BS))
+    c.next_event = c.icount
+
+
+cdef int _save_pending_debug(Core cpu, VmcsStore vm, ExitInfo* x) except -1:
+    """28.3.4: the pending debug exceptions field is saved clear, except for VM exits with
+    basic reason TPR below threshold, virtualized EOI, APIC write, monitor trap flag or
+    VMX-preemption timer expired, and VM exits not caused by a debug exception while there is
+    blocking by MOV SS (INIT, SMI and machine checks are not modelled). Those save the debug
+    exceptions pending at the exit: B3-B0 and the enabled-breakpoint bit as VM entry loaded
+    them, BS for a single-step trap with RFLAGS.TF = 1 (or as loaded, right after VM entry).
+    After any VM exit no debug exception is pending (28.5)."""
+    cdef Cpu* c = &cpu.c
+    cdef uint64_t reason = x.f[0] & 0xFFFF, status = c.db_status, v = 0
+    cdef bint movss = c.inhibit == INHIBIT_MOVSS and c.icount < c.shadow_end
+    cdef bint debug_exit = reason == 0 and (x.f[6] & 0x800000FF) == 0x80000001
+    if reason == 43 and c.tf_armed:
+        status |= DBG_BS                 # a trap-like exit after an instruction single-stepped
+    if reason in (37, 43, 45, 52, 56) or (movss and not debug_exit):
+        v = status & (DBG_B | DBG_ENABLED_BP)
+        if status & DBG_BS and ((get_rflags(c) & F_TF) or c.icount == E_ICOUNT):
+            v |= DBG_BS
+    vm.put(S_PENDING_DBG, v)
+    c.db_status = 0
+    c.tf_armed = 0
+
+
 cdef void _disarm(Core cpu) noexcept:
     """What the hook armed ends with the guest (x86 Core.set_hook(None)); TSC reads are plain."""
     cpu.attach_hook(None, NULL)
@@ -350,11 +418,16 @@ cdef uint8_t FAST_KIND[NMNEM]        # 0: ask NonRoot; 1: always exits; 2: prima
 cdef uint64_t FAST_BIT[NMNEM]
 cdef uint16_t FAST_REASON[NMNEM]
 cdef uint8_t FAST_DETAIL[NMNEM]      # the qualification is the instruction's detail (INVLPG)
-for _m, _word, _bit, _reason, _detail in _nonroot.simple_instruction_exits():
+cdef uint64_t FAST_ASK[NMNEM]        # secondary control: not exiting by its own, ask NonRoot (PLE)
+for _m, _word, _bit, _reason, _detail, _ask in _nonroot.simple_instruction_exits():
     FAST_KIND[_m] = _word + 1
     FAST_BIT[_m] = _bit
     FAST_REASON[_m] = _reason
     FAST_DETAIL[_m] = _detail
+    FAST_ASK[_m] = _ask
+cdef uint64_t ENABLED_BY[NMNEM]      # 26.3: the secondary control without which it is #UD
+for _m, _bit in _nonroot.ENABLED_BY.items():
+    ENABLED_BY[_m] = int(_bit)
 
 cdef ExitInfo X                      # the exit being recorded (one VM entry runs at a time)
 cdef bint X_SET                      # X holds an exit recorded in C
@@ -372,7 +445,7 @@ cdef int _intercept(Cpu* c, int event, uint64_t a, uint64_t b) noexcept:
         kind = FAST_KIND[a]
         exits = kind == 1 or (kind == 2 and (H_PROC & FAST_BIT[a])) or (kind == 3 and (H_SEC & FAST_BIT[a]))
         if not exits:
-            return OK
+            return py_intercept(c, event, a, b) if H_SEC & FAST_ASK[a] else OK
         for k in range(10):
             X.f[k] = 0
         X.f[0] = FAST_REASON[a]
@@ -383,7 +456,9 @@ cdef int _intercept(Cpu* c, int event, uint64_t a, uint64_t b) noexcept:
         c.stop_reason = STOP_EXIT
         c.stop_retired = 0
         return STOP
-    if event == EV_EXCEPTION and (b >> 32) != DK_NMI and a != 14 and a < 32 and not (H_EXC_BITMAP >> a) & 1:
+    if event == EV_DISABLED and a < NMNEM and ENABLED_BY[a]:
+        return OK if H_SEC & ENABLED_BY[a] else ud(c)
+    if event == EV_EXCEPTION and ((b >> 32) & 0xFF) != DK_NMI and a != 14 and a < 32 and not (H_EXC_BITMAP >> a) & 1:
         return OK                        # 25.6.3: a clear bit in the exception bitmap
     return py_intercept(c, event, a, b)
 
@@ -399,17 +474,22 @@ cdef int _record_from_dict(dict info) except -1:
 cdef object _exit_to_host(Core cpu, VmcsStore vm, VmxStateBase st, hook, check):
     """28.2-28.6: record the exit information (X), save the guest (unless this is a VM-entry
     failure, 27.8), load the host."""
-    cdef int k
+    cdef int k, failed
     for k in range(10):
         vm.put(S_INFO[k], X.f[k])
     if not X.f[0] >> 31 & 1:
+        _save_pending_debug(cpu, vm, &X)
         _save_events(cpu, vm, hook, &X)
         save_guest(cpu, vm)
         if vm.v[S_EXIT_STORE_COUNT]:
-            _transfer.store_msr_list(cpu, vm)
+            failed = _transfer.store_msr_list(cpu, vm)          # 28.4
+            if failed:
+                raise _transfer.vmx_abort(cpu, vm, 1, failed, _record(vm, check))
     load_host(cpu, vm, st)
     if vm.v[S_EXIT_LOAD_COUNT]:
-        _transfer.exit_msr_load(cpu, vm)
+        failed = _transfer.exit_msr_load(cpu, vm)               # 28.6
+        if failed:
+            raise _transfer.vmx_abort(cpu, vm, 4, failed, _record(vm, check))
     st.non_root = False
     st.root = True
     return _record(vm, check)
@@ -489,6 +569,7 @@ cdef object _run_guest(Core cpu, VmcsStore vm, VmxStateBase st):
     monitor = st.monitor
     try:
         _arm(cpu, vm, hook)
+        _arm_debug_nmi(cpu, vm, hook)
         c.hard_limit = c.icount + <uint64_t>cpu.machine.instruction_limit
         while True:
             budget = monitor.budget(cpu) if monitor is not None else None

@@ -42,28 +42,41 @@ def vectoring_info(delivering) -> tuple[int, int | None, int]:
 
 
 class PreemptionTimer:
-    """26.5.1: the timer counts down by 1 each time bit X of the TSC changes, X =
-    IA32_VMX_MISC[4:0]; time here is deterministic (retired instructions plus halted time)."""
+    """26.5.1: the timer counts down by 1 each time bit X of the TSC changes due to the TSC
+    incrementing, X = IA32_VMX_MISC[4:0]; time here is deterministic (retired instructions plus
+    halted time). A write to IA32_TSC is not an increment: the count goes on from the new value
+    (`tsc_written`)."""
 
     def __init__(self, cpu, value: int):
         self.cpu = cpu
         self.value = value
         self.rate = cpu.machine.profile.msr(IA32_VMX_MISC) & 0x1F
+        self.offset = cpu.get_sys("tsc_offset")      # TSC = time + offset since `start`
         self.start = self._tsc()
+        self.counted = 0                             # ticks counted before the last TSC write
 
     def _tsc(self) -> int:
-        return (self.cpu.time + self.cpu.get_sys("tsc_offset")) & U64
+        return (self.cpu.time + self.offset) & U64
+
+    def _ticks(self) -> int:
+        return self.counted + (self._tsc() >> self.rate) - (self.start >> self.rate)
 
     def deadline(self) -> int:
         """The time at which the count reaches 0 (27.7.4: now, when it starts at 0)."""
-        if self.value == 0:
+        if self.value == 0 or self.counted >= self.value:
             return self.cpu.time
-        target = ((self.start >> self.rate) + self.value) << self.rate
-        return (target - self.cpu.get_sys("tsc_offset")) & U64
+        target = ((self.start >> self.rate) + self.value - self.counted) << self.rate
+        return (target - self.offset) & U64
 
     def remaining(self) -> int:
-        ticks = (self._tsc() >> self.rate) - (self.start >> self.rate)
-        return max(0, self.value - ticks)
+        return max(0, self.value - self._ticks())
+
+    def tsc_written(self, tsc: int) -> None:
+        """WRMSR of IA32_TSC in the guest (it writes the TSC itself, 26.3): keep the ticks
+        counted so far and count on from the new value."""
+        self.counted = self._ticks()
+        self.offset = (tsc - self.cpu.time) & U64
+        self.start = tsc & U64
 
 
 def inject(cpu, vmcs) -> bool:

@@ -25,7 +25,11 @@ FC_LOCK, FC_VMX_IN_SMX, FC_VMX_OUTSIDE_SMX = 1 << 0, 1 << 1, 1 << 2
 class VmxState(_vmcs.VmxStateBase):
     """What the processor remembers about VMX operation (SDM 24.1, 25.1): `root`, `non_root`,
     `vmxon_pointer`, `current` (the current-VMCS pointer) and `cache` (VMCS data by region
-    address) are kept in C (vmx._vmcs.VmxStateBase) for the VMREAD/VMWRITE fast path."""
+    address) are kept in C (vmx._vmcs.VmxStateBase) for the VMREAD/VMWRITE fast path.
+    `aborted`: the VMX-abort indicator while the processor is in the VMX-abort shutdown state
+    (28.7), else 0."""
+
+    aborted = 0
 
     @property
     def in_operation(self) -> bool:
@@ -85,7 +89,11 @@ def _gp(message: str):
 
 
 def _mode_checks(cpu, name: str, vmxon: bool = False) -> None:
-    """The #UD conditions every VMX instruction shares (31.3, each instruction's Operation)."""
+    """The #UD conditions every VMX instruction shares (31.3, each instruction's Operation);
+    before them, a processor in the VMX-abort shutdown state executes nothing (28.7)."""
+    if cpu.vmx.aborted:
+        from vmx.abort import aborted_check
+        raise aborted_check(cpu, name)
     if not vmxon and not cpu.vmx.in_operation:
         _ud(f"{name} outside VMX operation")
     if cpu.code_bits == 64 and not vmxon:

@@ -37,6 +37,27 @@ class Cpu(x86.Cpu, _vmcs.VmxCore):
         self.vmx = ins.VmxState()
         super().__init__(*args, **kwargs)
 
+    def reset(self) -> None:
+        """RESET (SDM Vol. 3A 10.1.1): also outside VMX operation, with no current VMCS and no
+        VMCS data held, IA32_FEATURE_CONTROL cleared; the only way out of the VMX-abort
+        shutdown state (SDM Vol. 3C 28.7)."""
+        super().reset()
+        st = self.vmx
+        st.root = st.non_root = False
+        st.vmxon_pointer = st.current = 0xFFFFFFFFFFFFFFFF
+        st.cache = {}
+        st.aborted = 0
+        self.halted = False
+        self.set_vmx_fixed_bits(False)
+        if self.machine is not None:
+            self.machine.feature_control = 0
+
+    def run(self, max_instructions: int | None = None) -> x86.Stop:
+        """x86.Cpu.run; a processor in the VMX-abort shutdown state executes nothing (28.7)."""
+        if self.vmx.aborted:
+            return x86.Stop("shutdown", None, 0, self.rip)
+        return super().run(max_instructions)
+
     def set_vmx_fixed_bits(self, on: bool) -> None:
         """In VMX operation CR0 and CR4 keep the IA32_VMX_CR*_FIXED* settings: a MOV that breaks
         them is #GP(0) (SDM 24.8). The masks are kept with the VMX state (VM exits restore

@@ -15,8 +15,10 @@ from vmx.exits import ExitReason as R
 from vmx.fields import Field as F, field_info
 from vmx.instruction_encoding import ENCODED, encode as encode_instruction_info
 
-from x86.intercept import (DONE, DONE_EXIT, DK_NMI, DK_SOFT_EXC, EV_CR, EV_DEADLINE, EV_EXCEPTION, EV_INSN, EV_INTR,
-                          EV_INTR_WINDOW, EV_IO, EV_MSR, EV_NMI_WINDOW, EV_STEP, EV_TRIPLE_FAULT)
+from x86.intercept import (DONE, DONE_EXIT, DK_EXCEPTION, DK_NMI, DK_SOFT_EXC, EV_CR, EV_DEADLINE,
+                          EV_DISABLED, EV_EXCEPTION, EV_INSN, EV_INTR, EV_INTR_WINDOW, EV_IO, EV_MSR,
+                          EV_NMI_WINDOW, EV_STEP, EV_TASK_SWITCH, EV_TRIPLE_FAULT, EVF_IRET_NMI, TS_IDT)
+from x86.msr import IA32_TIME_STAMP_COUNTER
 
 # the interruption types of exits (25.8.3)
 TYPE_EXTERNAL, TYPE_NMI, TYPE_HARD_EXCEPTION, TYPE_SOFT_EXCEPTION = 0, 2, 3, 6
@@ -34,26 +36,36 @@ BY_PRIMARY = {_M.HLT: (Proc.HLT_EXITING, R.HLT), _M.INVLPG: (Proc.INVLPG_EXITING
               _M.RDPMC: (Proc.RDPMC_EXITING, R.RDPMC), _M.RDTSC: (Proc.RDTSC_EXITING, R.RDTSC),
               _M.RDTSCP: (Proc.RDTSC_EXITING, R.RDTSCP),
               _M.MONITOR: (Proc.MONITOR_EXITING, R.MONITOR_INSTRUCTION),
-              _M.PAUSE: (Proc.PAUSE_EXITING, R.PAUSE_INSTRUCTION)}
+              _M.PAUSE: (Proc.PAUSE_EXITING, R.PAUSE_INSTRUCTION),
+              _M.INVPCID: (Proc.INVLPG_EXITING, R.INVPCID)}      # with "enable INVPCID" 1
 BY_SECONDARY = {_M.WBINVD: (Sec.WBINVD_EXITING, R.WBINVD), _M.RDRAND: (Sec.RDRAND_EXITING, R.RDRAND),
                 _M.RDSEED: (Sec.RDSEED_EXITING, R.RDSEED),
                 _M.LGDT: (Sec.DESC, R.GDTR_IDTR), _M.LIDT: (Sec.DESC, R.GDTR_IDTR),
                 _M.SGDT: (Sec.DESC, R.GDTR_IDTR), _M.SIDT: (Sec.DESC, R.GDTR_IDTR),
                 _M.LLDT: (Sec.DESC, R.LDTR_TR), _M.LTR: (Sec.DESC, R.LDTR_TR),
                 _M.SLDT: (Sec.DESC, R.LDTR_TR), _M.STR: (Sec.DESC, R.LDTR_TR)}
-NOT_MODELLED_IN_GUEST = {_M.VMFUNC: "VMFUNC in VMX non-root operation",
-                         _M.INVPCID: "INVPCID in VMX non-root operation"}
+NOT_MODELLED_IN_GUEST = {_M.VMFUNC: "VMFUNC in VMX non-root operation"}
+# 26.3 (25.6.2): instructions a secondary control enables; with it 0 they raise #UD, before any
+# other exception and before any VM exit
+ENABLED_BY = {_M.RDTSCP: Sec.ENABLE_RDTSCP, _M.INVPCID: Sec.ENABLE_INVPCID}
+# 26.1.3: an instruction that does not exit by its own control may still exit by this secondary
+# control (PAUSE-loop exiting, when "PAUSE exiting" is 0)
+ALSO_BY_SECONDARY = {_M.PAUSE: Sec.PAUSE_LOOP_EXITING}
 
 
 def simple_instruction_exits():
     """The instruction exits whose only information is the reason, the instruction length and
     (INVLPG) the linear address as qualification, as rows (mnemonic, control word: 0 none, 1
     primary, 2 secondary processor-based, control bit, exit reason, qualification is the
-    instruction's detail). vmx._transition decides these in C from the same tables; every
-    other instruction goes to `NonRoot`."""
-    rows = [(m, 0, 0, int(r), False) for m, r in UNCONDITIONAL.items() if m not in ENCODED]
-    rows += [(m, 1, int(c), int(r), m == _M.INVLPG) for m, (c, r) in BY_PRIMARY.items() if m not in ENCODED]
-    rows += [(m, 2, int(c), int(r), False) for m, (c, r) in BY_SECONDARY.items() if m not in ENCODED]
+    instruction's detail, secondary control that sends the instruction to `NonRoot` when its
+    own control does not make it exit: PAUSE-loop exiting). vmx._transition decides these in
+    C from the same tables; every other instruction goes to `NonRoot`."""
+    also = {m: int(c) for m, c in ALSO_BY_SECONDARY.items()}
+    rows = [(m, 0, 0, int(r), False, 0) for m, r in UNCONDITIONAL.items() if m not in ENCODED]
+    rows += [(m, 1, int(c), int(r), m == _M.INVLPG, also.get(m, 0))
+             for m, (c, r) in BY_PRIMARY.items() if m not in ENCODED]
+    rows += [(m, 2, int(c), int(r), False, also.get(m, 0))
+             for m, (c, r) in BY_SECONDARY.items() if m not in ENCODED]
     return rows
 
 
@@ -79,6 +91,10 @@ class NonRoot:
         # 30.3: CR8 accesses use the virtual TPR ("virtual-interrupt delivery" is not offered)
         self.tpr_shadow = TprShadow(self.memory, r(F.VIRTUAL_APIC_PAGE_ADDR), r(F.TPR_THRESHOLD)) \
             if self.proc & Proc.TPR_SHADOW else None
+        # 25.6.13: PAUSE-loop exiting; vmx._transition clears ple_last at each VM entry
+        self.ple_gap, self.ple_window = r(F.PLE_GAP), r(F.PLE_WINDOW)
+        self.ple_last: int | None = None        # time of the last PAUSE at CPL 0
+        self.ple_first = 0                      # time of the first PAUSE of the current loop
         self.reset()
 
     def reset(self) -> None:
@@ -108,7 +124,12 @@ class NonRoot:
         if event == EV_CR:
             return self._cr(a & 0xFF, bool(a & 0x100), b)
         if event == EV_EXCEPTION:
-            return self._exception(a, b & 0xFFFFFFFF, b >> 32)
+            return self._exception(a, b & 0xFFFFFFFF, (b >> 32) & 0xFF, bool(b >> 32 & EVF_IRET_NMI))
+        if event == EV_DISABLED:
+            ctl = ENABLED_BY.get(a)                 # 26.3: #UD when its enabling control is 0
+            return ctl is not None and not self.sec & ctl
+        if event == EV_TASK_SWITCH:
+            return self._task_switch(a, b)
         if event == EV_INTR:
             return self._external_interrupt(a)
         if event == EV_TRIPLE_FAULT:
@@ -160,6 +181,8 @@ class NonRoot:
             if self.proc & ctl:
                 qual = detail if mnem == _M.INVLPG else 0       # the linear address (28.2.1)
                 return self._exit(reason, qual)
+            if mnem == _M.PAUSE and self.sec & Sec.PAUSE_LOOP_EXITING:
+                return self._pause_loop()
             return False
         if mnem in BY_SECONDARY:
             ctl, reason = BY_SECONDARY[mnem]
@@ -187,6 +210,32 @@ class NonRoot:
             from x86 import Unsupported
             raise Unsupported(NOT_MODELLED_IN_GUEST[mnem])
         return self._mov_dr(mnem, detail)
+
+    def _pause_loop(self) -> bool:
+        """26.1.3 PAUSE with "PAUSE exiting" 0 and "PAUSE-loop exiting" 1, at CPL 0 only: an
+        execution more than PLE_Gap after the previous PAUSE at CPL 0 (or the first after VM
+        entry) is the first of a loop; one more than PLE_Window after the first of its loop
+        causes a VM exit (reason 40). Time is a counter at the TSC's rate (25.6.13): here the
+        processor's deterministic time, retired instructions plus halted time; a TSC offset or
+        a write to IA32_TSC does not change it."""
+        if self.cpu.cpl != 0:
+            return False
+        now, last = self.cpu.time, self.ple_last
+        self.ple_last = now
+        if last is None or now - last > self.ple_gap:
+            self.ple_first = now
+            return False
+        if now - self.ple_first > self.ple_window:
+            return self._exit(R.PAUSE_INSTRUCTION)
+        return False
+
+    def _task_switch(self, selector: int, source: int) -> bool:
+        """26.1.2, 26.4.2: task switches cause VM exits unconditionally, once the checks that
+        precede them passed (the core made them). Table 28-2: TSS selector in 15:0, source in
+        31:30 (0 CALL, 1 IRET, 2 JMP, 3 task gate in the IDT). 28.2.5: CALL, IRET and JMP report
+        their length, and so does a task gate met delivering a software interrupt or exception
+        (from the IDT-vectoring information, 28.2.4, which an IDT task gate always records)."""
+        return self._exit(R.TASK_SWITCH, selector | (source << 30), instruction=source != TS_IDT)
 
     def _mov_dr(self, mnem: int, detail: int) -> bool:
         from x86 import decode
@@ -245,6 +294,12 @@ class NonRoot:
         bit = index & 0x1FFF
         if self.memory.read_u8(self.msr_bitmap + offset + (bit >> 3)) >> (bit & 7) & 1:
             return self._exit(reason)
+        if write and index == IA32_TIME_STAMP_COUNTER and self.timer is not None:
+            # 26.3 leaves WRMSR of IA32_TSC unchanged: it writes the TSC itself (the TSC offset
+            # does not apply). The VMX-preemption timer counts the TSC's increments only (26.5.1)
+            cpu = self.cpu
+            self.timer.tsc_written(((cpu.rdx & 0xFFFFFFFF) << 32) | (cpu.rax & 0xFFFFFFFF))
+            cpu.set_exit_deadline(self.timer.deadline())
         return False
 
     # --- control registers (26.1.3, 25.6.6, 25.6.7; Table 28-3) ------------------------------------
@@ -288,7 +343,7 @@ class NonRoot:
         return DONE
 
     # --- exceptions and interrupts (26.2, 25.6.3) ----------------------------------------------------
-    def _exception(self, vector: int, error: int, kind: int) -> bool:
+    def _exception(self, vector: int, error: int, kind: int, iret_nmi: bool = False) -> bool:
         if kind == DK_NMI:
             if not self.pin & Pin.NMI_EXITING:
                 return False
@@ -303,13 +358,21 @@ class NonRoot:
                 return False
         soft = kind == DK_SOFT_EXC
         qual = self.cpu.pf_addr if vector == 14 else 0
+        if vector == 1 and kind == DK_EXCEPTION:
+            # Table 28-1: B3-B0 in 3:0, BD 13, BS 14 (DR6 is not written: 28.1)
+            qual = self.cpu.get_sys("db_status") & 0x600F
         if soft:
             self.cpu.rip = self.cpu.insn_start        # the exit points at INT3/INTO itself
+        # 28.2.3: bit 12, NMI unblocking due to IRET: a fault of an IRET that ended (virtual-)NMI
+        # blocking (the core reports it; with "NMI exiting" 1 and "virtual NMIs" 0 IRET ends
+        # none, 26.3); undefined, here 0, for #DF and when the exit records IDT vectoring
+        unblocking = iret_nmi and vector != 8 and self.cpu.delivering is None
         return self._event_exit(R.EXCEPTION_NMI, vector, TYPE_SOFT_EXCEPTION if soft else TYPE_HARD_EXCEPTION,
-                                error if has_error else None, qual, soft)
+                                error if has_error else None, qual, soft, unblocking)
 
-    def _event_exit(self, reason, vector, kind, error, qual=0, with_length=False) -> bool:
-        info = {"interruption_info": vector | (kind << 8) | ((error is not None) << 11) | (1 << 31)}
+    def _event_exit(self, reason, vector, kind, error, qual=0, with_length=False, unblocking=False) -> bool:
+        info = {"interruption_info": vector | (kind << 8) | ((error is not None) << 11) | (1 << 31)
+                | (int(unblocking) << 12)}
         if error is not None:
             info["interruption_error_code"] = error
         return self._exit(reason, qual, instruction=with_length, **info)

@@ -25,6 +25,8 @@ GUEST_CONDITIONAL = [
     (F.GUEST_IA32_DEBUGCTL, "debugctl", 1 << 2, 1 << 2),
     (F.GUEST_IA32_PAT, "pat", 1 << 14, 1 << 18),          # load / save IA32_PAT
     (F.GUEST_IA32_EFER, "efer", 1 << 15, 1 << 20),        # load / save IA32_EFER
+    # load IA32_PERF_GLOBAL_CTRL (27.3.2.1) / save IA32_PERF_GLOBAL_CTRL (28.3.1)
+    (F.GUEST_IA32_PERF_GLOBAL_CTRL, "perf_global_ctrl", 1 << 13, 1 << 30),
 ]
 
 # 25.5 host-state area, loaded on every VM exit (28.5)
@@ -34,4 +36,6 @@ HOST = [(F.HOST_CR0, "cr0"), (F.HOST_CR3, "cr3"), (F.HOST_CR4, "cr4"), (F.HOST_R
         (F.HOST_GDTR_BASE, "gdtr.base"), (F.HOST_IDTR_BASE, "idtr.base")]
 HOST_SELECTORS = [(F[f"HOST_{s.upper()}_SELECTOR"], s) for s in ("es", "cs", "ss", "ds", "fs", "gs", "tr")]
 HOST_BASES = {"fs": F.HOST_FS_BASE, "gs": F.HOST_GS_BASE, "tr": F.HOST_TR_BASE}
-HOST_CONDITIONAL = [(F.HOST_IA32_PAT, "pat", 1 << 19), (F.HOST_IA32_EFER, "efer", 1 << 21)]  # exit controls
+# exit controls: load IA32_PAT, load IA32_EFER, load IA32_PERF_GLOBAL_CTRL (28.5.1)
+HOST_CONDITIONAL = [(F.HOST_IA32_PAT, "pat", 1 << 19), (F.HOST_IA32_EFER, "efer", 1 << 21),
+                    (F.HOST_IA32_PERF_GLOBAL_CTRL, "perf_global_ctrl", 1 << 12)]

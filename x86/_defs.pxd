@@ -311,6 +311,18 @@ ctypedef struct Cpu:
     uint64_t tsc_mult
     uint32_t tsc_shift
     uint64_t tsc_add
+    # debug exceptions (SDM Vol. 3A 18.2.3, 17.3.1): the DR6 status bits of the #DB being raised
+    # (B3-B0, BD, BS; bit 12 alone: an enabled breakpoint matched, as VMX pending debug
+    # exceptions say). They reach DR6 when the #DB is delivered, like CR2 for a #PF (a #DB that
+    # becomes a VM exit leaves DR6, SDM Vol. 3C 28.1). A trap is delivered at the next boundary
+    # not inside a MOV SS shadow (Vol. 3A 6.8.3).
+    uint32_t db_status
+    # IRET and NMI blocking: IRET ends NMI blocking even when it faults (Vol. 3A 6.7.1);
+    # iret_nmi_keep: it does not (another layer owns NMI blocking: VMX "NMI exiting" without
+    # "virtual NMIs", Vol. 3C 26.3). exc_iret_nmi: an IRET that ended NMI blocking is running,
+    # or raised the exception about to be delivered (offered with EVF_IRET_NMI).
+    int iret_nmi_keep
+    int exc_iret_nmi
 
 
 # --- inline helpers on the hot path -------------------------------------------
@@ -483,6 +495,13 @@ cdef enum:
     EV_DEADLINE = 11     # the armed exit deadline passed (Cpu.exit_deadline)
     EV_INTR_WINDOW = 12  # IF = 1 and no STI / MOV SS shadow (Cpu.window_exits & WIN_INTR)
     EV_NMI_WINDOW = 13   # NMIs not blocked and no MOV SS shadow (Cpu.window_exits & WIN_NMI)
+    EV_DISABLED = 14     # a = mnemonic of an instruction another layer may disable; true: #UD
+    EV_TASK_SWITCH = 15  # a = new TSS selector, b = source (TS_* of _task.pxd), after the checks
+                         # that precede a task switch; true: the switch becomes an exit
+
+# EV_EXCEPTION's b: the error code (0xFFFFFFFF: none) | delivery kind << 32 | flags
+cdef enum:
+    EVF_IRET_NMI = 1 << 8    # (in b >> 32) a fault of an IRET that ended NMI blocking
 
 cdef enum:
     WIN_INTR = 1

@@ -9,6 +9,7 @@ from x86._mem cimport (ea_of, translate, tlb_flush, tlb_drop_writes_to, phys_rea
                        lin_read_bytes, update_paging_mode, load_pdptes)
 from x86._seg cimport update_mode
 from x86._intr cimport deliver_event, deliver_event_ex, deliver_pending_exception
+from x86._task cimport TS_CALL, TS_IRET, TS_JMP, TS_IDT
 from x86 cimport _ops_alu, _ops_ctl, _ops_str, _ops_sys, _ops_io, _ops_desc, _ops_fast
 
 from x86 import decode as _decode
@@ -91,6 +92,8 @@ cdef int py_intercept(Cpu* c, int event, uint64_t a, uint64_t b) noexcept:
         return PYERR
     if answer == 0:
         return OK
+    if event == EV_DISABLED:
+        return ud(c)                  # the layer disables the instruction: #UD
     if answer == 2:
         return REDECODE               # retire it, and re-enter the loop (state may have changed)
     if answer == 3:
@@ -321,10 +324,23 @@ cdef class Core:
                 return st
         if c.tf_armed:
             c.tf_armed = 0
-            c.dr6 |= 1 << 14                      # DR6.BS (SDM 17.3.1.4)
+            c.db_status |= 1 << 14                # DR6.BS (SDM 17.3.1.4)
+        if c.inhibit and c.icount >= c.shadow_end:
+            c.inhibit = 0
+        if c.step_exit and c.intercept != NULL and (c.icount != c.step_icount or c.step_due):
+            # the armed step exit goes before debug traps (VMX: "MTF VM exits take priority
+            # over debug-trap exceptions", SDM Vol. 3C 26.5.2); a pending trap stays pending
+            c.step_exit = 0
+            st = c.intercept(c, EV_STEP, 0, 0)
+            if st:
+                return st
+        if c.db_status and c.inhibit != INHIBIT_MOVSS:
+            # a debug trap ("traps on the previous instruction", SDM 6.9), held back by a MOV SS
+            # shadow (6.8.3); its status reaches DR6 as it is delivered
             st = deliver_event(c, DB_VEC, DK_EXCEPTION, 0, 0)
             if st:
                 return st
+            c.inhibit = 0                         # an exception ends an STI shadow
         if c.icount >= c.hard_limit:
             c.stop_reason = STOP_LIMIT
             return STOP
@@ -335,16 +351,9 @@ cdef class Core:
             self._timer_fired()
             if c.exit_request == 2:
                 return PYERR
-        if c.inhibit and c.icount >= c.shadow_end:
-            c.inhibit = 0
         if c.intercept != NULL:
-            # exits the hook armed, in the order debug traps (above) > step > deadline >
+            # exits the hook armed, in the order step > debug traps (above) > deadline >
             # NMI window > NMI > interrupt window > external interrupt (SDM Vol. 3C 26.5, 26.7)
-            if c.step_exit and (c.icount != c.step_icount or c.step_due):
-                c.step_exit = 0
-                st = c.intercept(c, EV_STEP, 0, 0)
-                if st:
-                    return st
             if now >= c.exit_deadline:
                 c.exit_deadline = U64_MAX
                 st = c.intercept(c, EV_DEADLINE, 0, 0)
@@ -824,6 +833,7 @@ cdef class Core:
             self.c.nmi_block_virtual = 0
             self.c.step_exit = 0
             self.c.exit_deadline = U64_MAX
+            self.c.iret_nmi_keep = 0
             self.c.inj_vector = -1
         else:
             self.c.hook_obj = <void*>obj
@@ -980,7 +990,9 @@ cdef class Core:
 INTERCEPT_EVENTS = dict(EXCEPTION=EV_EXCEPTION, INSN=EV_INSN, TRIPLE_FAULT=EV_TRIPLE_FAULT,
                         INTR=EV_INTR, NMI=EV_NMI, IO=EV_IO, MSR=EV_MSR, CR=EV_CR, HLT=EV_HLT,
                         STEP=EV_STEP, DEADLINE=EV_DEADLINE, INTR_WINDOW=EV_INTR_WINDOW,
-                        NMI_WINDOW=EV_NMI_WINDOW)
+                        NMI_WINDOW=EV_NMI_WINDOW, DISABLED=EV_DISABLED, TASK_SWITCH=EV_TASK_SWITCH)
+EXCEPTION_FLAGS = dict(IRET_NMI=EVF_IRET_NMI)
+TASK_SWITCH_SOURCES = dict(CALL=TS_CALL, IRET=TS_IRET, JMP=TS_JMP, IDT=TS_IDT)
 DELIVERY_KINDS = dict(EXCEPTION=DK_EXCEPTION, SOFT_INT=DK_SOFT_INT, SOFT_EXC=DK_SOFT_EXC,
                       EXTERNAL=DK_EXTERNAL, NMI=DK_NMI, PRIV_SOFT=DK_PRIV_SOFT)
 

@@ -4,6 +4,7 @@ from libc.stdint cimport uint16_t, uint32_t, uint64_t
 from x86._defs cimport *
 from x86._mem cimport lin_read_slow, lin_write_slow
 from x86._seg cimport read_descriptor, unpack_descriptor, update_mode, set_seg_real
+from x86._task cimport TS_IDT, new_tss_checks, task_switch
 
 
 cdef int has_error_code(int vector) noexcept nogil:
@@ -71,8 +72,22 @@ cdef int tss_stack(Cpu* c, int dpl, int ist, uint64_t* rsp, uint16_t* ss) noexce
     return OK
 
 
+cdef int task_gate(Cpu* c, uint64_t glo, int kind, uint32_t ext) noexcept:
+    """An interrupt or exception through a task gate (SDM 6.12.2): the checks on its TSS
+    (x86._task), then the task switch. One that becomes a VM exit reports the instruction of a
+    software interrupt or exception (INT n, INT3, INTO) as its RIP (SDM Vol. 3C 28.3.3)."""
+    cdef uint16_t tss = <uint16_t>(glo >> 16)
+    cdef int st
+    if new_tss_checks(c, tss, TS_IDT, ext):
+        return EXC
+    st = task_switch(c, NULL, tss, TS_IDT)
+    if st == STOP and c.stop_reason == STOP_EXIT and (kind == DK_SOFT_INT or kind == DK_SOFT_EXC):
+        c.rip -= c.dv_len
+    return st
+
+
 cdef int deliver_protected(Cpu* c, int vector, int kind, int has_error, uint32_t error) noexcept:
-    """Through an interrupt or trap gate (SDM 6.12.1, 6.14.1); task gates are not modelled."""
+    """Through an interrupt or trap gate (SDM 6.12.1, 6.14.1), or a task gate (`task_gate`)."""
     cdef int long_mode = (c.efer >> 10) & 1
     cdef int gsize = 16 if long_mode else 8
     cdef uint64_t glo = 0, ghi = 0, dlo = 0, dhi = 0
@@ -95,18 +110,17 @@ cdef int deliver_protected(Cpu* c, int vector, int kind, int has_error, uint32_t
         return EXC
     gtype = (glo >> 40) & 0x1F           # S bit included: must be a system descriptor
     gdpl = (glo >> 45) & 3
-    if gtype == 0x5 and not long_mode:
-        (<object>c.owner)._unsupported("task gate in the IDT (task switching)")
-        return STOP
     if long_mode:
         if gtype != 0xE and gtype != 0xF:
-            return raise_exc(c, GP_VEC, 1, idt_err)
-    elif gtype not in (0x6, 0x7, 0xE, 0xF):
+            return raise_exc(c, GP_VEC, 1, idt_err)    # a task gate too (SDM 6.14.1)
+    elif gtype not in (0x5, 0x6, 0x7, 0xE, 0xF):
         return raise_exc(c, GP_VEC, 1, idt_err)
     if (kind == DK_SOFT_INT or kind == DK_SOFT_EXC) and gdpl < c.cpl:
         return raise_exc(c, GP_VEC, 1, idt_err)       # SDM 6.12.1.1
     if not ((glo >> 47) & 1):
         return raise_exc(c, NP_VEC, 1, idt_err)
+    if gtype == 0x5:
+        return task_gate(c, glo, kind, ext)
     sel = <uint16_t>((glo >> 16) & 0xFFFF)
     offset = (glo & 0xFFFF) | ((glo >> 32) & 0xFFFF0000)
     if long_mode:
@@ -247,6 +261,9 @@ cdef int deliver_event_ex(Cpu* c, int vector, int kind, int has_error, uint32_t 
     cdef int st, first = -1, second, depth = 0
     cdef int offer = not injected
     cdef uint64_t saved_rip = restart_rip
+    # a fault of an IRET that ended NMI blocking says so when it is offered (EVF_IRET_NMI)
+    cdef uint64_t flags = (<uint64_t>EVF_IRET_NMI << 32) if c.exc_iret_nmi else 0
+    c.exc_iret_nmi = 0
     # an event ends the instruction (a fault: it did not complete) and clears TF: no
     # single-step trap is left pending for it (SDM 17.3.1.4, 6.12.1.3)
     c.tf_armed = 0
@@ -256,11 +273,14 @@ cdef int deliver_event_ex(Cpu* c, int vector, int kind, int has_error, uint32_t 
         if offer and c.intercept != NULL and (kind == DK_EXCEPTION or kind == DK_SOFT_EXC or kind == DK_NMI):
             # b: the error code (0xFFFFFFFF: none) and the delivery kind in bits 39:32
             st = c.intercept(c, EV_EXCEPTION, vector,
-                             (error if has_error else 0xFFFFFFFF) | (<uint64_t>kind << 32))
+                             (error if has_error else 0xFFFFFFFF) | (<uint64_t>kind << 32) | flags)
             if st:
                 c.delivering = -1
+                if vector == DB_VEC:
+                    c.db_status = 0        # the #DB became an exit: DR6 is left as it was
                 return st
         offer = 1
+        flags = 0
         if first >= 0:
             # an exception while delivering: classify (Table 6-5)
             second = exc_class(vector)
@@ -281,6 +301,10 @@ cdef int deliver_event_ex(Cpu* c, int vector, int kind, int has_error, uint32_t 
                         return st
         if vector == PF_VEC and kind == DK_EXCEPTION:
             c.cr2 = c.pf_addr               # SDM 6.15 #PF: CR2 holds the faulting linear address
+        elif vector == DB_VEC and kind == DK_EXCEPTION:
+            # SDM 18.2.3: the #DB's status bits reach DR6 as it is delivered (bit 12 has none)
+            c.dr6 |= c.db_status & 0xE00F
+            c.db_status = 0
         c.halted = 0
         c.delivering = vector
         c.dv_kind = kind

@@ -4,6 +4,7 @@ from libc.stdint cimport uint16_t, uint32_t, uint64_t, int64_t
 from x86._defs cimport *
 from x86._mem cimport ea_of, ld, st, ldw, rd_lin, wr_lin, linear
 from x86._seg cimport load_seg, load_cs, update_mode, read_descriptor, unpack_descriptor, set_seg_real
+from x86._task cimport TS_CALL, TS_IRET, TS_JMP, new_tss_checks, back_link, task_switch
 import iced_x86 as _ix
 
 
@@ -260,11 +261,30 @@ cdef int h_int1(Cpu* c, Insn* i) noexcept:
     return EXC
 
 cdef int h_iret(Cpu* c, Insn* i) noexcept:
-    """IRET/IRETD/IRETQ (SDM Vol. 2A IRET, Operation): real mode, same-privilege and
-    outer-privilege returns, and IA-32e mode which always pops SS:RSP. NMI blocking ends."""
+    """IRET/IRETD/IRETQ. NMI blocking ends with IRET, even an IRET that faults (SDM Vol. 3A
+    6.7.1), unless another layer keeps it (Cpu.iret_nmi_keep: VMX "NMI exiting" without
+    "virtual NMIs", Vol. 3C 26.3). While such an IRET runs, Cpu.exc_iret_nmi says so (for a
+    layer its memory accesses exit to, VMX EPT violations); a fault it raises is offered with
+    EVF_IRET_NMI."""
+    cdef int unblocked = c.nmi_blocked != 0 and not c.iret_nmi_keep
+    cdef int st
+    if unblocked:
+        c.nmi_blocked = 0
+        c.next_event = c.icount         # an NMI or an NMI window may be waiting
+        c.exc_iret_nmi = 1
+    st = iret(c, i, unblocked)
+    if st != EXC:
+        c.exc_iret_nmi = 0
+    return st
+
+cdef int iret(Cpu* c, Insn* i, int unblocked) noexcept:
+    """IRET (SDM Vol. 2A IRET, Operation): real mode, same-privilege and outer-privilege
+    returns, IA-32e mode which always pops SS:RSP, and the task return (NT = 1) up to the
+    task switch (x86._task)."""
     cdef uint64_t rip = 0, cs = 0, fl = 0, sp = 0, ss = 0, lo = 0, hi = 0
     cdef int osz = i.osz, rpl
     cdef uint64_t m
+    cdef uint16_t link = 0
     cdef Seg s
     if not (c.cr0 & 1):
         if pop(c, osz, &rip) or pop(c, osz, &cs) or pop(c, osz, &fl):
@@ -272,7 +292,6 @@ cdef int h_iret(Cpu* c, Insn* i) noexcept:
         set_seg_real(c, CS, <uint16_t>cs)
         c.rip = rip & size_mask(osz)
         set_rflags_masked(c, fl, popf_mask(c, osz))
-        c.nmi_blocked = 0
         c.next_event = c.icount         # an NMI or an NMI window may be waiting
         update_mode(c)
         return REDECODE
@@ -282,8 +301,11 @@ cdef int h_iret(Cpu* c, Insn* i) noexcept:
     if c.rflags & F_NT:
         if (c.efer >> 10) & 1:
             return gp0(c)
-        (<object>c.owner)._unsupported("IRET with NT=1 (task return)")
-        return STOP
+        if back_link(c, &link):
+            return EXC
+        if unblocked:
+            c.nmi_blocked = 1           # an IRET whose task switch becomes a VM exit does not execute
+        return task_switch(c, i, link, TS_IRET)
     if peek(c, 0, osz, &rip) or peek(c, osz, osz, &cs) or peek(c, 2 * osz, osz, &fl):
         return EXC
     rpl = cs & 3
@@ -323,7 +345,6 @@ cdef int h_iret(Cpu* c, Insn* i) noexcept:
             c.regs[RSP] = sp if osz == 8 else sp & size_mask(osz)
     else:
         set_sp(c, c.regs[RSP] + 3 * osz)
-    c.nmi_blocked = 0
     c.next_event = c.icount
     update_mode(c)
     return REDECODE
@@ -341,9 +362,32 @@ cdef int far_target(Cpu* c, Insn* i, uint64_t* off, uint64_t* sel) noexcept:
         return EXC
     return ld(c, i.seg, (ea + i.osz) & size_mask(i.asz), 2, sel)
 
-cdef int far_cs_check(Cpu* c, uint16_t sel) noexcept:
-    """Same-privilege far JMP/CALL to a code segment (SDM Vol. 2A JMP, "Operation").
-    Call gates, task gates and TSS descriptors are not modelled."""
+cdef int far_system(Cpu* c, Insn* i, uint16_t sel, uint64_t lo, int source) noexcept:
+    """Far JMP/CALL to a system descriptor (SDM Vol. 2A JMP and CALL, "Operation"): a TSS or
+    a task gate starts a task switch, after the checks of Vol. 3A 8.3 (x86._task); in IA-32e
+    mode both are #GP(selector). Call gates are not modelled."""
+    cdef int kind = (lo >> 40) & 0xF, dpl = (lo >> 45) & 3
+    cdef uint16_t tss
+    if kind == 0x4 or kind == 0xC:
+        (<object>c.owner)._unsupported("far transfer through a call gate")
+        return STOP
+    if (c.efer >> 10) & 1 or kind not in (0x1, 0x5, 0x9):
+        return raise_exc(c, GP_VEC, 1, sel & 0xFFFC)     # (a busy TSS is not available either)
+    if dpl < c.cpl or dpl < (sel & 3):
+        return raise_exc(c, GP_VEC, 1, sel & 0xFFFC)
+    if kind == 0x5:                                     # task gate: its P bit, then its TSS
+        if not ((lo >> 47) & 1):
+            return raise_exc(c, NP_VEC, 1, sel & 0xFFFC)
+        tss = <uint16_t>(lo >> 16)
+    else:
+        tss = sel
+    if new_tss_checks(c, tss, source, 0):
+        return EXC
+    return task_switch(c, i, tss, source)
+
+cdef int far_cs_check(Cpu* c, Insn* i, uint16_t sel, int source) noexcept:
+    """Same-privilege far JMP/CALL to a code segment (SDM Vol. 2A JMP, "Operation"), or to a
+    TSS or task gate (`far_system`)."""
     cdef uint64_t lo = 0, hi = 0
     cdef int dpl
     if not (c.cr0 & 1) or (c.rflags & F_VM):
@@ -353,8 +397,7 @@ cdef int far_cs_check(Cpu* c, uint16_t sel) noexcept:
     if read_descriptor(c, sel, &lo, &hi, GP_VEC):
         return EXC
     if not ((lo >> 44) & 1):
-        (<object>c.owner)._unsupported("far transfer through a call gate, task gate or TSS")
-        return STOP
+        return far_system(c, i, sel, lo, source)
     if not ((lo >> 43) & 1):
         return raise_exc(c, GP_VEC, 1, sel & 0xFFFC)
     dpl = (lo >> 45) & 3
@@ -370,7 +413,7 @@ cdef int h_jmp_far(Cpu* c, Insn* i) noexcept:
     cdef int r
     if far_target(c, i, &off, &sel):
         return EXC
-    r = far_cs_check(c, <uint16_t>sel)
+    r = far_cs_check(c, i, <uint16_t>sel, TS_JMP)
     if r:
         return r
     if load_cs(c, <uint16_t>sel, c.cpl):
@@ -383,7 +426,7 @@ cdef int h_call_far(Cpu* c, Insn* i) noexcept:
     cdef int r
     if far_target(c, i, &off, &sel):
         return EXC
-    r = far_cs_check(c, <uint16_t>sel)
+    r = far_cs_check(c, i, <uint16_t>sel, TS_CALL)
     if r:
         return r
     if push(c, i.osz, old_cs) or push(c, i.osz, c.rip):

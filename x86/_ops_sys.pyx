@@ -7,7 +7,7 @@ from x86._defs cimport *
 from x86._mem cimport (ea_of, ld, st, tlb_flush, tlb_flush_page, update_paging_mode, load_pdptes,
                        lin_read_slow, lin_write_slow)
 from x86._seg cimport update_mode
-from x86._sysops cimport sensitive, need_cpl0, rm_read, rm_write16
+from x86._sysops cimport sensitive, disabled, need_cpl0, rm_read, rm_write16
 import iced_x86 as _ix
 from x86 import decode as _decode
 
@@ -221,6 +221,10 @@ cdef int h_rdtsc(Cpu* c, Insn* i) noexcept:
     """RDTSC: time is retired instructions (plus halted time); CR4.TSD restricts it to CPL 0."""
     cdef uint64_t t
     cdef int r
+    if i.mnem == _RDTSCP:
+        r = disabled(c, i)                        # #UD before any other exception
+        if r:
+            return r
     if (c.cr4 & 4) and c.cpl != 0 and (c.cr0 & 1):
         return gp0(c)
     r = sensitive(c, i, 0)
@@ -454,7 +458,7 @@ cdef int h_mov_dr(Cpu* c, Insn* i) noexcept:
     if need_cpl0(c):
         return EXC
     if (c.dr[7] >> 13) & 1:
-        c.dr6 |= 1 << 13                          # general detect (DR7.GD): #DB, BD set
+        c.db_status |= 1 << 13                    # general detect (DR7.GD): #DB, BD set
         c.dr[7] &= ~(<uint64_t>(1 << 13))
         return raise_exc(c, DB_VEC, 0, 0)
     r = sensitive(c, i, <uint64_t>n | (<uint64_t>to << 8))
@@ -526,18 +530,22 @@ cdef int h_invlpg(Cpu* c, Insn* i) noexcept:
 
 cdef int h_invpcid(Cpu* c, Insn* i) noexcept:
     """INVPCID types 0-3 (SDM Vol. 2A); this TLB is untagged by PCID, so every type flushes
-    at least what it must."""
+    at least what it must. Another layer may disable it (#UD first) or make it exit (after the
+    CPL check, before the descriptor is read: Vol. 3C 26.1.1)."""
     cdef uint64_t kind = rd_reg(c, i.r0, 8 if c.mode64 else 4), pcid = 0, addr = 0
     cdef uint64_t ea
     cdef int r
+    r = disabled(c, i)
+    if r:
+        return r
     if need_cpl0(c):
-        return EXC
-    ea = ea_of(c, i)
-    if ld(c, i.seg, ea, 8, &pcid) or ld(c, i.seg, ea + 8, 8, &addr):
         return EXC
     r = sensitive(c, i, kind)
     if r:
         return r
+    ea = ea_of(c, i)
+    if ld(c, i.seg, ea, 8, &pcid) or ld(c, i.seg, ea + 8, 8, &addr):
+        return EXC
     if kind > 3 or (pcid >> 12):
         return gp0(c)
     if kind == 0:
@@ -644,6 +652,10 @@ cdef object get_named(Cpu* c, str name):
         return c.cr4_read_mask
     if name == "cr4_read_shadow":
         return c.cr4_read_shadow
+    if name == "db_status":
+        return c.db_status
+    if name == "iret_nmi":
+        return c.exc_iret_nmi
     raise KeyError(name)
 
 cdef void set_named_raw(Cpu* c, str name, uint64_t v):

@@ -12,6 +12,14 @@ cdef inline int sensitive(Cpu* c, Insn* i, uint64_t detail) noexcept:
         return c.intercept(c, EV_INSN, i.mnem, detail)
     return OK
 
+cdef inline int disabled(Cpu* c, Insn* i) noexcept:
+    """Ask the intercept hook whether another layer disables the instruction (VMX "enable
+    RDTSCP", "enable INVPCID" 0); nonzero (EXC, #UD raised) when it does."""
+    if c.intercept != NULL:
+        c.cur_insn = i
+        return c.intercept(c, EV_DISABLED, i.mnem, 0)
+    return OK
+
 cdef inline int need_cpl0(Cpu* c) noexcept:
     if c.cpl != 0:
         return gp0(c)

@@ -14,6 +14,14 @@ EDX81 = {"SYSCALL": 11, "NX": 20, "PAGE1GB": 26, "RDTSCP": 27, "LM": 29}
 ECX81 = {"LAHF_LM": 0, "SVM": 2}
 
 
+# CPUID.0AH, the architectural performance-monitoring leaf (SDM Vol. 2A CPUID, Vol. 3B 21.2):
+# version 2, so that IA32_PERF_GLOBAL_CTRL (38FH) exists, with no general-purpose and no
+# fixed-function counters (RDPMC has none to read). The MSR's bits that enable counters are
+# then all reserved (Vol. 3B Figure 21-3): bit n < GP counters, bit 32 + n < fixed counters.
+PERFMON_VERSION, PERFMON_GP_COUNTERS, PERFMON_FIXED_COUNTERS = 2, 0, 0
+PERF_GLOBAL_CTRL_VALID = ((1 << PERFMON_GP_COUNTERS) - 1) | (((1 << PERFMON_FIXED_COUNTERS) - 1) << 32)
+
+
 def bits(table: dict[str, int], names) -> int:
     return sum(1 << table[n] for n in names)
 
@@ -54,6 +62,8 @@ class CpuidTable:
             return self.signature, (1 << 16) | (8 << 8), ecx, bits(EDX1, f["edx1"])
         if leaf == 7 and subleaf == 0:
             return 0, bits(EBX7, f["ebx7"]), bits(ECX7, f["ecx7"]), 0
+        if leaf == 0xA:
+            return PERFMON_VERSION | (PERFMON_GP_COUNTERS << 8), 0, 0, PERFMON_FIXED_COUNTERS
         if leaf == 0xD and subleaf == 0:
             return 0x3, 576, 576, 0            # XCR0 may enable x87 and SSE state only
         if leaf == 0x80000000:

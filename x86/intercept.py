@@ -6,13 +6,19 @@ EV_EXCEPTION (a = vector, b = error code or 0xFFFFFFFF | kind << 32), EV_INSN (a
 b = detail), EV_IO (a = port | size << 16 | in << 24, b = value), EV_MSR (a = index, b = 1 for
 WRMSR), EV_CR (a = cr | write << 8, b = value), EV_INTR (a = vector), EV_TRIPLE_FAULT, EV_NMI,
 EV_HLT, and the boundary events EV_STEP, EV_DEADLINE, EV_INTR_WINDOW, EV_NMI_WINDOW.
+EV_EXCEPTION's b also carries flags in bits 63:40 (EVF_IRET_NMI << 32: the exception is a fault
+of an IRET that ended NMI blocking). EV_DISABLED (a = mnemonic) asks whether another layer
+disables an instruction: true makes it #UD. EV_TASK_SWITCH (a = new TSS selector, b = source:
+TS_CALL, TS_IRET, TS_JMP, TS_IDT) comes after the checks that precede a task switch; true makes
+it an exit, false leaves it to the processor, which does not model task switching
+(x86.Unsupported).
 
 It answers false (the event proceeds as it would without a hook), EXIT (true: the event becomes
 an exit; an instruction that exits does not execute and RIP stays at it), or, for an
 instruction it performed itself (a virtualized access), DONE (the instruction retires) or
 DONE_EXIT (it retires, then an exit with RIP after it: a trap-like exit).
 """
-from x86._exec import DELIVERY_KINDS, INTERCEPT_EVENTS
+from x86._exec import DELIVERY_KINDS, EXCEPTION_FLAGS, INTERCEPT_EVENTS, TASK_SWITCH_SOURCES
 
 EXIT, DONE, DONE_EXIT = True, 2, 3
 
@@ -29,6 +35,15 @@ EV_STEP = INTERCEPT_EVENTS["STEP"]
 EV_DEADLINE = INTERCEPT_EVENTS["DEADLINE"]
 EV_INTR_WINDOW = INTERCEPT_EVENTS["INTR_WINDOW"]
 EV_NMI_WINDOW = INTERCEPT_EVENTS["NMI_WINDOW"]
+EV_DISABLED = INTERCEPT_EVENTS["DISABLED"]
+EV_TASK_SWITCH = INTERCEPT_EVENTS["TASK_SWITCH"]
+
+EVF_IRET_NMI = EXCEPTION_FLAGS["IRET_NMI"]
+
+TS_CALL = TASK_SWITCH_SOURCES["CALL"]
+TS_IRET = TASK_SWITCH_SOURCES["IRET"]
+TS_JMP = TASK_SWITCH_SOURCES["JMP"]
+TS_IDT = TASK_SWITCH_SOURCES["IDT"]
 
 DK_EXCEPTION = DELIVERY_KINDS["EXCEPTION"]
 DK_SOFT_INT = DELIVERY_KINDS["SOFT_INT"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import attrs
 
 from x86 import _exec
-from x86.cpuid import CpuidTable
+from x86.cpuid import PERF_GLOBAL_CTRL_VALID, CpuidTable
 from x86.devices import DEBUG_CONSOLE_PORT, EXIT_PORT, DebugConsole, ExitPort
 from x86.errors import Fault, InstructionLimit, Unsupported
 
@@ -49,7 +49,8 @@ class Cpu(_exec.Core):
     def __init__(self, memory_size: int = 256 << 20, machine=None, cpuid: CpuidTable | None = None):
         self.machine = machine
         self.cpuid_table = cpuid or CpuidTable()
-        self.msr_file: dict[int, int] = {0x1D9: 0}      # IA32_DEBUGCTL (no branch tracing modelled)
+        # IA32_DEBUGCTL (no branch tracing modelled), IA32_PERF_GLOBAL_CTRL (x86.cpuid: no counters)
+        self.msr_file: dict[int, int] = {0x1D9: 0, 0x38F: 0}
         self.set_sys_raw("cr4_valid", self.cpuid_table.cr4_valid())
         self.set_sys_raw("efer_valid", self.cpuid_table.efer_valid())
         self.set_sys_raw("pat", 0x0007040600070406)
@@ -163,6 +164,8 @@ class Cpu(_exec.Core):
     def _msr_write(self, index: int, value: int) -> bool:
         if self.machine is not None and self.machine._msr_write(index, value):
             return True
+        if index == 0x38F and value & ~PERF_GLOBAL_CTRL_VALID:
+            return False                            # reserved bits: #GP(0)
         if index in self.msr_file:
             self.msr_file[index] = value
             return True

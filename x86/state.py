@@ -2,7 +2,7 @@
 state with one loop (ARCHITECTURE.md, "One fact, one place").
 
 Names: "cr0" "cr2" "cr3" "cr4" "dr7" "rsp" "rip" "rflags" "efer" "pat" "debugctl" "sysenter_cs"
-"sysenter_esp" "sysenter_eip" "kernel_gs_base" "star" "lstar" "cstar" "fmask", "<seg>.selector"
+"sysenter_esp" "sysenter_eip" "kernel_gs_base" "star" "lstar" "cstar" "fmask" "perf_global_ctrl", "<seg>.selector"
 ".base" ".limit" ".attr" for es cs ss ds fs gs ldtr tr (attr in the VMCS access-rights format),
 "gdtr.base" "gdtr.limit" "idtr.base" "idtr.limit". `set_state` loads values as a processor
 transition does (no MOV CR checks: the caller has checked them).
@@ -12,7 +12,8 @@ from __future__ import annotations
 SEGMENTS = ("es", "cs", "ss", "ds", "fs", "gs", "ldtr", "tr")
 _SEG_PARTS = ("selector", "base", "limit", "attr")
 _MSRS = {"sysenter_cs": 0x174, "sysenter_esp": 0x175, "sysenter_eip": 0x176, "star": 0xC0000081,
-         "lstar": 0xC0000082, "cstar": 0xC0000083, "fmask": 0xC0000084, "kernel_gs_base": 0xC0000102}
+         "lstar": 0xC0000082, "cstar": 0xC0000083, "fmask": 0xC0000084, "kernel_gs_base": 0xC0000102,
+         "perf_global_ctrl": 0x38F}
 _RAW = ("cr0", "cr2", "cr3", "cr4", "efer", "pat", "dr7")
 
 

@@ -21,3 +21,21 @@ def vm(source: str, profile: str = "default", instruction_limit: int = 10_000_00
     m.memory.write(GUEST_CODE, assemble(source, address=GUEST_CODE))
     vmx.VmcsBuilder(cpu).controls(**controls).write(guest_rip=GUEST_CODE, guest_rsp=GUEST_STACK)
     return m
+
+
+USER_PML4, USER_PDPT = 0x40000, 0x41000
+
+
+def user_mode(m):
+    """Make the guest of `vm` run at CPL 3: user page tables (U/S = 1) identity-mapping the first
+    GiB with a 1-GiB page, and code, stack and data segments of DPL 3."""
+    from vmx import Field as F
+    m.memory.write_u64(USER_PML4, USER_PDPT | 0x7)
+    m.memory.write_u64(USER_PDPT, 0x87)                 # 1-GiB page, user, writable, present
+    w = m.cpu.vmwrite
+    w(F.GUEST_CR3, USER_PML4)
+    w(F.GUEST_CS_SELECTOR, 0x2B)
+    w(F.GUEST_CS_AR_BYTES, 0xA0FB)                      # 64-bit code, DPL 3
+    for seg in ("SS", "DS", "ES", "FS", "GS"):
+        w(F[f"GUEST_{seg}_SELECTOR"], 0x33)
+        w(F[f"GUEST_{seg}_AR_BYTES"], 0xC0F3)           # data, DPL 3

@@ -7,8 +7,10 @@ on the instruction boundary before the first instruction following the VM entry.
 even if the 'monitor trap flag' VM-execution control is 0. If the control is 1, VM entry is not
 injecting an event, and ... the first instruction following VM entry completes (or encounters a
 fault that is delivered), an MTF VM exit is pending on the instruction boundary following it."
-Priority (26.5.2): MTF VM exits are below debug traps and above the VMX-preemption timer, the NMI
-and interrupt windows, NMIs and external interrupts.
+Priority (26.5.2): "MTF VM exits take priority over debug-trap exceptions and lower priority
+events" (the VMX-preemption timer, the NMI and interrupt windows, NMIs, external interrupts); a
+single-step trap pending at an MTF exit is saved in the pending debug exceptions
+(test_pending_debug_exceptions).
 """
 import pytest
 

@@ -1,6 +1,6 @@
 """Robustness of VM entry (issue: VT-x, Tests): random values in control and state fields never
 crash the simulator, always produce one architectural outcome (VMfailValid, an entry failure, a
-VM exit, a fault in root mode) or a named x86.Unsupported, and the same inputs always produce
+VM exit, a VMX abort, a fault in root mode) or a named x86.Unsupported, and the same inputs always produce
 the same outcome."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -23,6 +23,8 @@ def outcome(changes):
         result = ("vmfail", type(e).__name__, getattr(e, "error", None), str(e.check))
     except vmx.GuestStuck as e:
         result = ("stuck", str(e))
+    except vmx.VmxAbort as e:
+        result = ("abort", int(e.indicator), str(e.check))
     except x86.Unsupported as e:
         result = ("unsupported", e.what)
     except x86.InstructionLimit:
@@ -39,7 +41,7 @@ changes = st.lists(st.tuples(st.sampled_from(WRITABLE),
 @given(changes)
 def test_random_fields_give_one_deterministic_outcome(changes):
     first = outcome(changes)
-    assert first[0][0] in ("exit", "vmfail", "stuck", "unsupported", "limit")
+    assert first[0][0] in ("exit", "vmfail", "stuck", "unsupported", "limit", "abort")
     assert outcome(changes) == first
 
 
@@ -55,5 +57,5 @@ def test_random_guest_state_gives_one_deterministic_outcome(changes):
     """Guest-state fields only: the control and host checks pass, so these reach the guest-state
     checks (27.3.1) and, when those pass, the guest itself."""
     first = outcome(changes)
-    assert first[0][0] in ("exit", "vmfail", "stuck", "unsupported", "limit")
+    assert first[0][0] in ("exit", "vmfail", "stuck", "unsupported", "limit", "abort")
     assert outcome(changes) == first

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import attrs
 
 import x86
+import x86.cpuid
 from vmx.fields import Field, field_info
 from vmx.outcome import Check
 from vmx.profiles import Profile
@@ -101,7 +102,7 @@ class EntryContext:
     linear_width: int = 48           # the x86 model's canonical checks use 48 bits
     efer_valid: int = EFER_VALID
     debugctl_valid: int = 0x3        # LBR, BTF
-    perf_global_ctrl_valid: int = 0  # no performance counters are modelled
+    perf_global_ctrl_valid: int = x86.cpuid.PERF_GLOBAL_CTRL_VALID  # no counters: all reserved
     vmxon_pointer: Optional[int] = None
 
     @property
