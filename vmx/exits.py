@@ -111,6 +111,30 @@ ExitReason.__doc__ = "VMX basic exit reasons (SDM Vol. 3C Appendix C, Table C-1)
 
 _DESCRIPTION = {n: text for n, _, text in _ROWS}
 
+# The basic exit reasons this simulator never causes, and why (ARCHITECTURE.md: a row has
+# behaviour or says it has none). Every other reason is caused by guest code in
+# tests/vmx/test_exit_reason_coverage.py.
+NOT_MODELLED = {
+    3: "one logical processor: no INIT signals", 4: "one logical processor: no SIPIs",
+    5: "no SMM (system-management interrupts)", 6: "no SMM (system-management interrupts)",
+    17: "no SMM: RSM outside SMM is #UD, not an exit",
+    41: "no machine checks",
+    44: "APIC-access page accesses need the second-level translation path (the EPT issue)",
+    45: "virtual-interrupt delivery is not offered by any profile",
+    48: "EPT (the EPT issue)", 49: "EPT (the EPT issue)",
+    56: "APIC-register virtualization is not offered by any profile",
+    59: "VM functions (EPTP switching; the EPT issue)",
+    60: "no SGX", 62: "page-modification logging (the EPT issue)",
+    63: "XSAVES/XRSTORS: \"enable XSAVES/XRSTORS\" is not offered", 64: "XSAVES/XRSTORS: not offered",
+    65: "no PCONFIG", 66: "sub-page write permissions are not offered",
+    67: "\"enable user wait and pause\" is not offered", 68: "\"enable user wait and pause\" is not offered",
+    69: "no Key Locker (LOADIWKEY)", 70: "no SGX", 72: "no ENQCMD", 73: "no ENQCMDS",
+    74: "bus-lock detection is not offered", 75: "the notify window is not offered",
+    76: "no TDX (SEAMCALL)", 77: "no TDX (TDCALL)", 78: "no RDMSRLIST", 79: "no WRMSRLIST",
+    80: "no URDMSR", 81: "no UWRMSR", 84: "no RDMSR with an immediate operand",
+    85: "no WRMSRNS with an immediate operand",
+}
+
 
 def describe(reason) -> str:
     """A one-line description of a basic exit reason (Table C-1, in our words)."""
