@@ -131,6 +131,27 @@ cdef enum:
     ACC_X = 2
     ACC_SYS = 4      # implicit supervisor access (GDT, IDT, TSS) whatever the CPL
     ACC_NOFAULT = 8  # probe: report failure, raise nothing
+    # second-level translation only (the `acc` a slat_t receives):
+    ACC_PT = 0x100   # the access is to a guest paging-structure entry (a walk read, an A/D update)
+    ACC_NOLA = 0x200 # no linear address goes with it (PAE PDPTE loading by MOV to CR0/CR3/CR4)
+
+# Second-level translation (EPT, AMD nested paging, the IOMMU's second-level tables): every
+# guest-physical access of the processor goes through Cpu.slat when it is not NULL:
+#   int slat(Cpu* c, uint64_t gpa, int acc, uint64_t* hpa, uint32_t* rights)
+# `acc` is ACC_R/W/X with ACC_PT / ACC_NOLA; Cpu.slat_la holds the linear address being
+# translated (unless ACC_NOLA) and, for the final access (no ACC_PT), Cpu.slat_lflags the rights
+# guest paging gave that linear address (SLAT_LA_*). It returns 0 and fills *hpa and *rights
+# (SLAT_R/W/X: what the software TLB may cache for the page without asking again), or a nonzero
+# fault code of its own, recorded in its context (Cpu.slat_ctx): the core then aborts the access
+# as a second-level fault (raise_slat_fault) and offers EV_SLAT_FAULT to the intercept hook.
+cdef enum:
+    SLAT_R = 1
+    SLAT_W = 2
+    SLAT_X = 4
+    SLAT_LA_USER = 1     # U/S = 1 in every paging-structure entry (or paging off)
+    SLAT_LA_WRITE = 2    # R/W = 1 in every entry (or paging off)
+    SLAT_LA_EXEC = 4     # not execute-disable (or paging off, PAE off, or NXE = 0)
+    SLAT_FAULT_VEC = 0x100   # Cpu.exc_vector of a pending second-level fault: not a vector
 
 # paging modes (SDM Vol. 3A 4.1.1)
 cdef enum:
@@ -169,7 +190,7 @@ cdef enum:
 ctypedef struct Cpu
 ctypedef struct Insn
 ctypedef int (*handler_t)(Cpu* c, Insn* i) noexcept
-ctypedef int (*slat_t)(Cpu* c, uint64_t gpa, int acc, uint64_t* hpa) noexcept
+ctypedef int (*slat_t)(Cpu* c, uint64_t gpa, int acc, uint64_t* hpa, uint32_t* rights) noexcept
 ctypedef int (*intercept_t)(Cpu* c, int event, uint64_t a, uint64_t b) noexcept
 ctypedef void (*code_write_t)(Cpu* c, uint64_t pa) noexcept
 
@@ -257,7 +278,12 @@ ctypedef struct Cpu:
     int tlb_user         # index of the TLB set in use (CPL == 3)
     uint16_t tlb_log[64] # the entries (set << 10 | index) valid since the last flush, when
     int tlb_log_n        #   tlb_log_n <= TLB_LOG_N; above it, any entry may be valid
-    slat_t slat          # second-level translation (EPT/NPT), NULL when off
+    slat_t slat          # second-level translation (EPT/NPT), NULL when off (see SLAT_* above)
+    void* slat_ctx       # its context (the walker's own C structure)
+    uint64_t slat_la     # the linear address being translated, for the slat's fault record
+    uint32_t slat_lflags # SLAT_LA_*: the guest-paging rights of slat_la (final accesses only)
+    uint64_t slat_gpa    # a pending second-level fault: the guest-physical address
+    uint32_t slat_code   #   and the slat's fault code (nonzero)
     intercept_t intercept
     void* owner          # the Python core object (PyObject*), for device and hook callbacks
     void* hook_obj
@@ -474,6 +500,19 @@ cdef inline int raise_exc(Cpu* c, int vector, int has_error, uint32_t error) noe
     c.exc_soft = 0
     return EXC
 
+cdef inline int raise_slat_fault(Cpu* c, uint64_t gpa, uint32_t code) noexcept nogil:
+    """Second-level translation refused a guest-physical access: the access (and the instruction
+    or event delivery making it) is aborted with no architectural effect, and the loop offers
+    EV_SLAT_FAULT to the intercept hook (_intr.pyx). Not an exception: no double-fault rules."""
+    c.exc_vector = SLAT_FAULT_VEC
+    c.exc_has_error = 0
+    c.exc_error = 0
+    c.exc_trap = 0
+    c.exc_soft = 0
+    c.slat_gpa = gpa
+    c.slat_code = code
+    return EXC
+
 cdef inline int gp0(Cpu* c) noexcept nogil:
     return raise_exc(c, GP_VEC, 1, 0)
 
@@ -498,6 +537,9 @@ cdef enum:
     EV_DISABLED = 14     # a = mnemonic of an instruction another layer may disable; true: #UD
     EV_TASK_SWITCH = 15  # a = new TSS selector, b = source (TS_* of _task.pxd), after the checks
                          # that precede a task switch; true: the switch becomes an exit
+    EV_SLAT_FAULT = 16   # second-level translation fault: a = guest-physical address, b = the
+                         # slat's fault code; RIP is at the instruction (or at the event's restart
+                         # point with `delivering` set); not taking it stops the run (Unsupported)
 
 # EV_EXCEPTION's b: the error code (0xFFFFFFFF: none) | delivery kind << 32 | flags
 cdef enum:

@@ -947,6 +947,7 @@ cdef class Core:
         cdef uint8_t* dirty_pages = c.dirty_pages
         cdef uint64_t ram_size = c.ram_size, mmio_lo = c.mmio_lo
         cdef slat_t slat = c.slat
+        cdef void* slat_ctx = c.slat_ctx
         cdef intercept_t intercept = c.intercept
         cdef void* hook_obj = c.hook_obj
         cdef void* owner = c.owner
@@ -956,7 +957,7 @@ cdef class Core:
         tlb_flush(c, 0)         # the entries valid now (the TLB may track them itself) ...
         memcpy(c, &state[0], sizeof(Cpu))
         c.ram, c.ram_size, c.code_pages, c.dirty_pages = ram, ram_size, code_pages, dirty_pages
-        c.slat, c.intercept, c.hook_obj = slat, intercept, hook_obj
+        c.slat, c.slat_ctx, c.intercept, c.hook_obj = slat, slat_ctx, intercept, hook_obj
         c.owner, c.code_write, c.mmio_lo = owner, code_write, mmio_lo
         c.cur_insn = NULL
         self.flush_decoded()    # ... and those valid in the snapshot

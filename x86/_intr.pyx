@@ -170,6 +170,8 @@ cdef int deliver_protected(Cpu* c, int vector, int kind, int has_error, uint32_t
             if tss_stack(c, new_cpl, 0, &new_sp, &new_ss):
                 return EXC
             if (new_ss & 0xFFFC) == 0 or read_descriptor(c, new_ss, &dlo, &dhi, TS_VEC):
+                if c.exc_vector == SLAT_FAULT_VEC and (new_ss & 0xFFFC):
+                    return EXC                    # the descriptor read: a second-level fault
                 return raise_exc(c, TS_VEC, 1, (new_ss & 0xFFFC) | ext)
             unpack_descriptor(dlo | (<uint64_t>1 << 40), 0, &ss, new_ss)
             mask = 0xFFFFFFFF if (ss.attr >> 14) & 1 else 0xFFFF
@@ -220,6 +222,29 @@ cdef enum:
 
 cdef int deliver_event(Cpu* c, int vector, int kind, int has_error, uint32_t error) noexcept:
     return deliver_event_at(c, vector, kind, has_error, error, c.rip)
+
+
+cdef int slat_fault_event(Cpu* c) noexcept:
+    """A second-level translation fault (raise_slat_fault, _defs.pxd) ends the instruction or the
+    event delivery that made the access, with RIP where a fault would leave it. It is offered to
+    the intercept hook as EV_SLAT_FAULT (a = guest-physical address, b = the slat's fault code);
+    it is not an exception of the guest, so a hook that does not take it leaves the model with
+    nothing it could deliver: the run stops as unsupported, naming it."""
+    cdef int st
+    if c.exit_request == 2:
+        return PYERR            # a second-level translation written in Python raised
+    if c.intercept != NULL:
+        # while it is asked, Cpu.exc_iret_nmi says whether the access belonged to an IRET that
+        # ended NMI blocking (VMX: bit 12 of the EPT-violation qualification)
+        st = c.intercept(c, EV_SLAT_FAULT, c.slat_gpa, c.slat_code)
+        c.exc_iret_nmi = 0
+        if st:
+            return st
+    c.exc_iret_nmi = 0
+    (<object>c.owner)._unsupported(
+        f"a second-level translation fault (EV_SLAT_FAULT: guest-physical address {c.slat_gpa:#x}, "
+        f"fault code {c.slat_code}) that no intercept hook took")
+    return STOP
 
 
 cdef inline int event_storm(Cpu* c) noexcept:
@@ -315,6 +340,15 @@ cdef int deliver_event_ex(Cpu* c, int vector, int kind, int has_error, uint32_t 
             st = deliver_real(c, vector)
         else:
             st = deliver_protected(c, vector, kind, has_error, error)
+        if st == EXC and c.exc_vector == SLAT_FAULT_VEC:
+            # a second-level fault on an IDT, GDT, TSS or stack access: the event is not
+            # delivered and no double-fault rule applies (it is not an exception); the hook sees
+            # `delivering` (VMX IDT-vectoring information, SVM EXITINTINFO) and RIP where the
+            # event would restart
+            c.rip = saved_rip
+            st = slat_fault_event(c)
+            c.delivering = -1
+            return st
         if st != EXC:
             c.delivering = -1
             if st == OK:
@@ -333,6 +367,9 @@ cdef int deliver_event_ex(Cpu* c, int vector, int kind, int has_error, uint32_t 
 cdef int deliver_pending_exception(Cpu* c) noexcept:
     """The loop calls this after a handler returned EXC."""
     cdef int kind = DK_EXCEPTION
+    if c.exc_vector == SLAT_FAULT_VEC:
+        c.rip = c.rip_start         # the instruction made no architectural progress
+        return slat_fault_event(c)
     if c.exc_soft == 1:
         kind = DK_SOFT_INT
     elif c.exc_soft == 2:

@@ -64,24 +64,31 @@ cdef void phys_write(Cpu* c, uint64_t pa, int size, uint64_t v) noexcept:
 
 cdef inline uint64_t pt_read(Cpu* c, uint64_t pa, int* st) noexcept:
     """Read a paging-structure entry; guest-physical accesses go through second-level translation."""
-    cdef uint64_t hpa = pa
+    cdef uint64_t hpa = pa, v
+    cdef uint32_t rights
+    cdef int code
     if c.slat != NULL:
-        st[0] = c.slat(c, pa, ACC_R | 0x100, &hpa)
-        if st[0]:
+        code = c.slat(c, pa, ACC_R | ACC_PT, &hpa, &rights)
+        if code:
+            st[0] = raise_slat_fault(c, pa, code)
             return 0
+    if hpa + 8 <= c.ram_size and hpa + 8 <= c.mmio_lo:
+        memcpy(&v, c.ram + hpa, 8)          # RAM (phys_read's first case, inlined)
+        return v
     return phys_read(c, hpa, 8)
 
 
 cdef inline int pt_set_bits(Cpu* c, uint64_t pa, uint64_t old, uint64_t bits, int size) noexcept:
     """Set accessed/dirty flags in a paging-structure entry (SDM 4.8), a locked write of the entry."""
     cdef uint64_t hpa = pa
-    cdef int st
+    cdef uint32_t rights
+    cdef int code
     if (old & bits) == bits:
         return OK
     if c.slat != NULL:
-        st = c.slat(c, pa, ACC_W | 0x100, &hpa)
-        if st:
-            return st
+        code = c.slat(c, pa, ACC_W | ACC_PT, &hpa, &rights)
+        if code:
+            return raise_slat_fault(c, pa, code)
     phys_write(c, hpa, size, (old | bits) & size_mask(size))
     return OK
 
@@ -113,8 +120,8 @@ cdef int walk(Cpu* c, uint64_t la, int acc, uint64_t* pa_out, uint32_t* flags_ou
         err |= 1 << 4
     if c.pg_mode == PG_32:
         # 32-bit paging (SDM 4.3)
-        epa = (c.cr3 & 0xFFFFF000) | ((la >> 20) & 0xFFC)
-        e = pt_read(c, epa, &st) & 0xFFFFFFFF
+        epa = (c.cr3 & <uint64_t>0xFFFFF000) | ((la >> 20) & 0xFFC)
+        e = pt_read(c, epa, &st) & <uint64_t>0xFFFFFFFF
         if st:
             return st
         if not (e & 1):
@@ -126,11 +133,11 @@ cdef int walk(Cpu* c, uint64_t la, int acc, uint64_t* pa_out, uint32_t* flags_ou
             # 4-MByte page: bit 21 and bits 20:(M-19) are reserved (Table 4-5)
             if e & (0x200000 | (((<uint64_t>1 << 21) - 1) & ~((<uint64_t>1 << (MAXPHYADDR - 19)) - 1))):
                 return pf(c, la, err | 9, acc)
-            pa = (e & 0xFFC00000) | (((e >> 13) & 0xFF) << 32) | (la & 0x3FFFFF)
+            pa = (e & <uint64_t>0xFFC00000) | (((e >> 13) & 0xFF) << 32) | (la & 0x3FFFFF)
             leaf_size = 22
         else:
-            epa = (e & 0xFFFFF000) | ((la >> 10) & 0xFFC)
-            e = pt_read(c, epa, &st) & 0xFFFFFFFF
+            epa = (e & <uint64_t>0xFFFFF000) | ((la >> 10) & 0xFFC)
+            e = pt_read(c, epa, &st) & <uint64_t>0xFFFFFFFF
             if st:
                 return st
             if not (e & 1):
@@ -138,7 +145,7 @@ cdef int walk(Cpu* c, uint64_t la, int acc, uint64_t* pa_out, uint32_t* flags_ou
             ent_addr[n] = epa; ents[n] = e; n += 1
             us &= (e >> 2) & 1
             rw &= (e >> 1) & 1
-            pa = (e & 0xFFFFF000) | (la & 0xFFF)
+            pa = (e & <uint64_t>0xFFFFF000) | (la & 0xFFF)
             leaf_size = 12
         return finish(c, la, acc, err, user, us, rw, 0, e, pa, ent_addr, ents, n, 4, pa_out, flags_out)
 
@@ -149,11 +156,11 @@ cdef int walk(Cpu* c, uint64_t la, int acc, uint64_t* pa_out, uint32_t* flags_ou
             return pf(c, la, err, acc)
         table = e & ADDR_MASK
         level = 2
-        rsvd = ~((<uint64_t>1 << MAXPHYADDR) - 1) & 0x7FFFFFFFFFFFFFFF
+        rsvd = ~((<uint64_t>1 << MAXPHYADDR) - 1) & <uint64_t>0x7FFFFFFFFFFFFFFF
     else:
         level = 5 if c.pg_mode == PG_5L else 4
         table = c.cr3 & ADDR_MASK
-        rsvd = ~((<uint64_t>1 << MAXPHYADDR) - 1) & 0x000FFFFFFFFFFFFF
+        rsvd = ~((<uint64_t>1 << MAXPHYADDR) - 1) & <uint64_t>0x000FFFFFFFFFFFFF
     if not nxe:
         rsvd |= <uint64_t>1 << 63
     while True:
@@ -246,12 +253,14 @@ cdef int large_cached = 0      # some TLB, of some CPU, may hold a piece of a la
 cdef int translate(Cpu* c, uint64_t la, int acc, uint64_t* pa, int fill) noexcept:
     """Linear to physical for one access; fills the TLB when `fill` and the rights allow it."""
     cdef uint32_t fl = 7 | 16
+    cdef uint32_t rights = SLAT_R | SLAT_W | SLAT_X
     cdef int st, kind = acc & 3
     cdef uint64_t hpa, page
     cdef TlbEntry* e
     cdef uint8_t* host
     cdef int sup_user_smap
     global large_cached
+    c.slat_la = la                  # for second-level faults on the way (pt_read, pt_set_bits)
     if c.pg_mode == PG_NONE:
         pa[0] = la
     else:
@@ -264,9 +273,13 @@ cdef int translate(Cpu* c, uint64_t la, int acc, uint64_t* pa, int fill) noexcep
             return st
     hpa = pa[0]
     if c.slat != NULL:
-        st = c.slat(c, pa[0], acc, &hpa)
+        # the final access; fl & 7 are the U/S, R/W and executable rights of the linear address
+        # (7 without paging), which second-level translation may need (mode-based execute
+        # control, EPT-violation qualification)
+        c.slat_lflags = fl & 7
+        st = c.slat(c, pa[0], kind, &hpa, &rights)
         if st:
-            return st
+            return EXC if acc & ACC_NOFAULT else raise_slat_fault(c, pa[0], st)
         pa[0] = hpa
     if not fill:
         return OK
@@ -293,11 +306,15 @@ cdef int translate(Cpu* c, uint64_t la, int acc, uint64_t* pa, int fill) noexcep
     e.flags = (TLBF_GLOBAL if (fl & 8) else 0) | (fl & (<uint32_t>0xFF << TLBF_SHIFT_POS))
     if (fl >> TLBF_SHIFT_POS) & 0xFF > 12:
         large_cached = 1
+    # the entry gets only the rights that both guest paging and second-level translation grant
+    # (`rights`: all three without it); a right it withholds makes that kind of access ask again
     if kind == ACC_X:
-        e.tag_x = la & ~(<uint64_t>0xFFF)
-    else:
+        if rights & SLAT_X:
+            e.tag_x = la & ~(<uint64_t>0xFFF)
+    elif rights & SLAT_R:
         e.tag_r = la & ~(<uint64_t>0xFFF)
-        if kind == ACC_W or (fl & 16 and (fl & 2 or (c.cpl != 3 and not (c.cr0 >> 16) & 1))):
+        if (rights & SLAT_W) and \
+                (kind == ACC_W or (fl & 16 and (fl & 2 or (c.cpl != 3 and not (c.cr0 >> 16) & 1)))):
             if not (c.code_pages[page >> 15] & (1 << ((page >> 12) & 7))):
                 e.tag_w = la & ~(<uint64_t>0xFFF)
                 c.dirty_pages[page >> 15] |= 1 << ((page >> 12) & 7)
@@ -379,12 +396,21 @@ cdef void tlb_drop_writes_to(Cpu* c, uint64_t pa_page) noexcept:
 
 cdef int load_pdptes(Cpu* c, uint64_t cr3) noexcept:
     """PAE paging: MOV to CR3 (and paging activation) loads the four PDPTEs (SDM 4.4.1);
-    a present PDPTE with reserved bits set (63:MAXPHYADDR, 8:5, 2:1) makes it #GP(0)."""
+    a present PDPTE with reserved bits set (63:MAXPHYADDR, 8:5, 2:1) makes it #GP(0). They are
+    guest-physical reads without a linear address (second-level translation: ACC_NOLA)."""
     cdef uint64_t v[4]
-    cdef int i
+    cdef uint64_t gpa, hpa
+    cdef uint32_t rights
+    cdef int i, code
     cdef uint64_t rsvd = (~((<uint64_t>1 << MAXPHYADDR) - 1)) | 0x1E6
     for i in range(4):
-        v[i] = phys_read(c, (cr3 & 0xFFFFFFE0) + 8 * i, 8)
+        gpa = (cr3 & <uint64_t>0xFFFFFFE0) + 8 * i
+        hpa = gpa
+        if c.slat != NULL:
+            code = c.slat(c, gpa, ACC_R | ACC_PT | ACC_NOLA, &hpa, &rights)
+            if code:
+                return raise_slat_fault(c, gpa, code)
+        v[i] = phys_read(c, hpa, 8)
         if (v[i] & 1) and (v[i] & rsvd):
             return gp0(c)
     for i in range(4):
