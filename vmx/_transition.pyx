@@ -30,7 +30,7 @@ from x86._state cimport locate, loc_get, loc_set, LOC_PYTHON
 from vmx._vmcs cimport VmcsStore, VmxStateBase, CheckMemo, ready, slot_of, state_of, set_entry
 
 from vmx import events as _events, transfer as _transfer, transitions as _transitions
-from vmx import nonroot as _nonroot
+from vmx import nonroot as _nonroot, second_level as _second_level
 from vmx.controls import (EntryControls as En, ExitControls as Ex, PinBased as Pin,
                           ProcBased as Proc, SecondaryProcBased as Sec)
 from vmx.exit_record import VmExit
@@ -59,6 +59,10 @@ cdef int S_ENTRY_MSR_COUNT = _S(F.VM_ENTRY_MSR_LOAD_COUNT), S_EXIT_STORE_COUNT =
 cdef int S_EXIT_LOAD_COUNT = _S(F.VM_EXIT_MSR_LOAD_COUNT), S_GUEST_RIP = _S(F.GUEST_RIP)
 cdef int S_PENDING_DBG = _S(F.GUEST_PENDING_DBG_EXCEPTIONS)
 
+cdef int S_PDPTR[4]
+for _i, _f in enumerate((F.GUEST_PDPTR0, F.GUEST_PDPTR1, F.GUEST_PDPTR2, F.GUEST_PDPTR3)):
+    S_PDPTR[_i] = _S(_f)
+
 # 28.2: the exit-information fields in ExitInfo's order
 cdef int S_INFO[10]
 for _i, _f in enumerate((F.VM_EXIT_REASON, F.EXIT_QUALIFICATION, F.GUEST_LINEAR_ADDRESS,
@@ -81,6 +85,7 @@ cdef uint64_t PROC_INTR_WINDOW = int(Proc.INTR_WINDOW_EXITING), PROC_NMI_WINDOW 
 cdef uint64_t PIN_VIRTUAL_NMIS = int(Pin.VIRTUAL_NMIS), PIN_TIMER = int(Pin.VMX_PREEMPTION_TIMER)
 cdef uint64_t PIN_NMI_EXITING = int(Pin.NMI_EXITING), SEC_PLE = int(Sec.PAUSE_LOOP_EXITING)
 cdef uint64_t SEC_UNRESTRICTED = int(Sec.UNRESTRICTED_GUEST), SEC_TSC_SCALING = int(Sec.TSC_SCALING)
+cdef uint64_t SEC_EPT = int(Sec.ENABLE_EPT)
 cdef uint64_t EN_IA32E = int(En.IA32E_MODE), EN_LOAD_EFER = int(En.LOAD_IA32_EFER)
 cdef uint64_t EX_HOST_64 = int(Ex.HOST_ADDR_SPACE_SIZE), EX_SAVE_DEBUG = int(Ex.SAVE_DEBUG_CONTROLS)
 cdef uint64_t EX_SAVE_TIMER = int(Ex.SAVE_VMX_PREEMPTION_TIMER)
@@ -169,13 +174,19 @@ cdef inline int _save(Cpu* c, VmcsStore vm, Table* t, tuple names, uint64_t exit
             vm.put(op.slot, loc_get(c, op.kind, op.offset, op.width))
 
 
-cdef inline void _derive_mode(Cpu* c) noexcept:
+cdef inline void _derive_mode(Cpu* c, VmcsStore pdptes_from) noexcept:
     """What the processor derives from the loaded registers: paging mode (the TLB is flushed:
-    29.4.3.1 without VPID; always allowed), CPL and decode mode, the PAE PDPTEs."""
+    29.4.3.1 without VPID; always allowed), CPL and decode mode, and with PAE paging the PDPTEs:
+    from memory, or with EPT from the guest-state fields of `pdptes_from` (27.3.2.4)."""
+    cdef int i
     update_paging_mode(c)
     update_mode(c)
     if c.pg_mode == PG_PAE:
-        load_pdptes(c, c.cr3)
+        if pdptes_from is None:
+            load_pdptes(c, c.cr3)
+        else:
+            for i in range(4):
+                c.pdpte[i] = pdptes_from.v[S_PDPTR[i]]
     c.next_event = c.icount
 
 
@@ -200,7 +211,10 @@ cdef int load_guest(Core cpu, VmcsStore vm, VmxStateBase st) except -1:
     c.cr0_must0 = st.cr0_must0
     c.cr4_must1 = st.cr4_must1
     c.cr4_must0 = st.cr4_must0
-    _derive_mode(c)
+    if sec & SEC_EPT:
+        _second_level.enter(cpu, vm, sec)             # 27.3.2: the EPTP takes effect
+        st.ept_on = True
+    _derive_mode(c, vm if sec & SEC_EPT else None)
     c.halted = 1 if vm.v[S_ACTIVITY] == 1 else 0
 
 
@@ -208,8 +222,12 @@ cdef int save_guest(Core cpu, VmcsStore vm) except -1:
     """28.3: guest state is saved; the MSRs per the VM-exit controls; the activity state."""
     cdef Cpu* c = &cpu.c
     cdef uint64_t exit_ctls = vm.v[S_EXIT]
+    cdef int i
     _save(c, vm, &T_GUEST, N_GUEST, exit_ctls, False, cpu)
     _save(c, vm, &T_GUEST_COND, N_GUEST_COND, exit_ctls, True, cpu)
+    if c.slat != NULL and c.pg_mode == PG_PAE:
+        for i in range(4):                             # 28.3.4: EPT with PAE paging
+            vm.put(S_PDPTR[i], c.pdpte[i])
     vm.put(S_ACTIVITY, 1 if c.halted else 0)
 
 
@@ -256,7 +274,7 @@ cdef int load_host(Core cpu, VmcsStore vm, VmxStateBase st) except -1:
     c.cr0_must0 = st.cr0_must0
     c.cr4_must1 = st.cr4_must1
     c.cr4_must0 = st.cr4_must0
-    _derive_mode(c)
+    _derive_mode(c, None)
 
 
 # --- 27.6, 27.7: events at VM entry; 28.2.1, 28.3.4 at VM exit ----------------------------------
@@ -485,6 +503,9 @@ cdef object _exit_to_host(Core cpu, VmcsStore vm, VmxStateBase st, hook, check):
             failed = _transfer.store_msr_list(cpu, vm)          # 28.4
             if failed:
                 raise _transfer.vmx_abort(cpu, vm, 1, failed, _record(vm, check))
+    if st.ept_on:
+        st.ept_on = False
+        _second_level.leave(cpu, vm, vm.v[S_SEC], not X.f[0] >> 31 & 1)
     load_host(cpu, vm, st)
     if vm.v[S_EXIT_LOAD_COUNT]:
         failed = _transfer.exit_msr_load(cpu, vm)               # 28.6

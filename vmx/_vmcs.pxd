@@ -59,6 +59,7 @@ cdef class VmxStateBase:
     # CR0/CR4 bits fixed in VMX operation (IA32_VMX_CR*_FIXED*, 24.8), set at VMXON
     cdef public uint64_t cr0_must1, cr0_must0, cr4_must1, cr4_must0
     cdef public object monitor        # a debugger's guest monitor (budget/pause), or None
+    cdef public bint ept_on           # EPT is in effect (between a VM entry and its VM exit)
 
 from x86._exec cimport Core
 

@@ -65,7 +65,7 @@ def _invalid(cpu, name: str, rule: str):
     ins.vmfail(cpu, E.INVALID_OPERAND_TO_INVEPT_INVVPID, Check("31.3", name, rule))
 
 
-def _eptp_failure(cpu, eptp: int):
+def eptp_failure(cpu, eptp: int):
     """"IF VM entry with the 'enable EPT' VM-execution control set to 1 would fail due to the
     EPTP value": the EPTP checks of 27.2.1.1 on a scratch VMCS holding only the EPTP."""
     from vmx.entry.context import EntryContext
@@ -89,7 +89,7 @@ def invept(cpu, kind: int, eptp: int = 0) -> None:
     name = "INVEPT"
     kind = _start(cpu, name, Sec.ENABLE_EPT, P.EPT_INVEPT, kind, 24, InveptType)
     if kind == InveptType.SINGLE_CONTEXT:
-        failure = _eptp_failure(cpu, eptp)
+        failure = eptp_failure(cpu, eptp)
         if failure is not None:
             _invalid(cpu, name, f"single-context INVEPT of EPTP {eptp:#x}, which VM entry would "
                      f"reject: {failure.rule} ({failure.section})")

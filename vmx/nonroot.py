@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import iced_x86
 
+from vmx import second_level
 from vmx.apicv import TprShadow
 from vmx.controls import PinBased as Pin, ProcBased as Proc, SecondaryProcBased as Sec
 from vmx.exits import ExitReason as R
 from vmx.fields import Field as F, field_info
 from vmx.instruction_encoding import ENCODED, encode as encode_instruction_info
 
-from x86.intercept import (DONE, DONE_EXIT, DK_EXCEPTION, DK_NMI, DK_SOFT_EXC, EV_CR, EV_DEADLINE,
+from x86.intercept import (DONE, DONE_EXIT, RAISE, EV_SLAT_FAULT, DK_EXCEPTION, DK_NMI, DK_SOFT_EXC, EV_CR, EV_DEADLINE,
                           EV_DISABLED, EV_EXCEPTION, EV_INSN, EV_INTR, EV_INTR_WINDOW, EV_IO, EV_MSR,
                           EV_NMI_WINDOW, EV_STEP, EV_TASK_SWITCH, EV_TRIPLE_FAULT, EVF_IRET_NMI, TS_IDT)
 from x86.msr import IA32_TIME_STAMP_COUNTER
@@ -44,7 +45,6 @@ BY_SECONDARY = {_M.WBINVD: (Sec.WBINVD_EXITING, R.WBINVD), _M.RDRAND: (Sec.RDRAN
                 _M.SGDT: (Sec.DESC, R.GDTR_IDTR), _M.SIDT: (Sec.DESC, R.GDTR_IDTR),
                 _M.LLDT: (Sec.DESC, R.LDTR_TR), _M.LTR: (Sec.DESC, R.LDTR_TR),
                 _M.SLDT: (Sec.DESC, R.LDTR_TR), _M.STR: (Sec.DESC, R.LDTR_TR)}
-NOT_MODELLED_IN_GUEST = {_M.VMFUNC: "VMFUNC in VMX non-root operation"}
 # 26.3 (25.6.2): instructions a secondary control enables; with it 0 they raise #UD, before any
 # other exception and before any VM exit
 ENABLED_BY = {_M.RDTSCP: Sec.ENABLE_RDTSCP, _M.INVPCID: Sec.ENABLE_INVPCID}
@@ -74,11 +74,13 @@ class NonRoot:
 
     def __init__(self, cpu, vmcs):
         self.cpu = cpu
+        self.vmcs = vmcs
         self.memory = cpu.machine.memory
         r = lambda f: vmcs.read(field_info(f))  # noqa: E731
         self.pin = r(F.PIN_BASED_VM_EXEC_CONTROL)
         self.proc = r(F.CPU_BASED_VM_EXEC_CONTROL)
         self.sec = r(F.SECONDARY_VM_EXEC_CONTROL) if self.proc & Proc.ACTIVATE_SECONDARY_CONTROLS else 0
+        self.ve_information_address = r(F.VE_INFORMATION_ADDRESS)
         self.exit_ctls = r(F.VM_EXIT_CONTROLS)
         self.exception_bitmap = r(F.EXCEPTION_BITMAP)
         self.pf_mask = r(F.PAGE_FAULT_ERROR_CODE_MASK)
@@ -130,6 +132,8 @@ class NonRoot:
             return ctl is not None and not self.sec & ctl
         if event == EV_TASK_SWITCH:
             return self._task_switch(a, b)
+        if event == EV_SLAT_FAULT:                  # EPT (29.3.3), PML (29.3.6), #VE (25.5.6)
+            return second_level.fault_exit(self, bool(self.cpu.get_sys("iret_nmi")))
         if event == EV_INTR:
             return self._external_interrupt(a)
         if event == EV_TRIPLE_FAULT:
@@ -206,9 +210,11 @@ class NonRoot:
                     qual |= self._gpr(ins["r0"]) << 8
                 return self._exit(R.CR_ACCESS, qual)
             return False
-        if mnem in NOT_MODELLED_IN_GUEST:
-            from x86 import Unsupported
-            raise Unsupported(NOT_MODELLED_IN_GUEST[mnem])
+        if mnem == _M.VMFUNC:
+            # 26.3, 31.3 VMFUNC: #UD unless "enable VM functions" is 1; then 26.5.6
+            if not self.sec & Sec.ENABLE_VMFUNC:
+                return RAISE | 6
+            return second_level.vmfunc(self)
         return self._mov_dr(mnem, detail)
 
     def _pause_loop(self) -> bool:

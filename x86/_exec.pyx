@@ -82,7 +82,8 @@ cdef int py_intercept(Cpu* c, int event, uint64_t a, uint64_t b) noexcept:
     answers (x86.intercept): false, the event proceeds; true (EXIT), the event becomes an exit,
     and an instruction that exits does not execute (RIP stays at it); for an instruction,
     DONE: the hook performed it (it retires); DONE_EXIT: the hook performed it, it retires,
-    then an exit (a trap-like exit: RIP after it). Events are the EV_* of _defs.pxd."""
+    then an exit (a trap-like exit: RIP after it); for a second-level fault, RAISE | vector:
+    the guest gets that exception (no error code) instead. Events are the EV_* of _defs.pxd."""
     cdef int answer
     try:
         r = (<object>c.hook_obj).intercept(event, a, b)
@@ -100,6 +101,8 @@ cdef int py_intercept(Cpu* c, int event, uint64_t a, uint64_t b) noexcept:
         c.stop_reason = STOP_EXIT
         c.stop_retired = 1
         return STOP
+    if answer & 0x100:
+        return raise_exc(c, answer & 0xFF, 0, 0)  # RAISE | vector: a fault instead (VMX #VE)
     if event == EV_INSN or event == EV_IO or event == EV_MSR or event == EV_CR or event == EV_HLT:
         c.rip = c.rip_start
     c.stop_reason = STOP_EXIT

@@ -238,6 +238,8 @@ cdef int slat_fault_event(Cpu* c) noexcept:
         # ended NMI blocking (VMX: bit 12 of the EPT-violation qualification)
         st = c.intercept(c, EV_SLAT_FAULT, c.slat_gpa, c.slat_code)
         c.exc_iret_nmi = 0
+        if st == EXC and c.exc_vector != SLAT_FAULT_VEC:
+            return deliver_pending_exception(c)    # the hook made it an exception (VMX #VE)
         if st:
             return st
     c.exc_iret_nmi = 0

@@ -39,6 +39,7 @@ from x86._exec import DELIVERY_KINDS, EXCEPTION_FLAGS, INTERCEPT_EVENTS, TASK_SW
 from x86._slat import SLAT_EVENTS, SLAT_NAMES, set_slat  # noqa: F401 (set_slat: the face)
 
 EXIT, DONE, DONE_EXIT = True, 2, 3
+RAISE = 0x100        # | vector: at EV_SLAT_FAULT, deliver that exception instead (no error code)
 
 EV_EXCEPTION = INTERCEPT_EVENTS["EXCEPTION"]
 EV_INSN = INTERCEPT_EVENTS["INSN"]

@@ -52,6 +52,22 @@ def _tpr(m):
     m.cpu.vmwrite(F.TPR_THRESHOLD, 4)
 
 
+def _ept(perms="rwx", pml_index=None):
+    """EPT identity-mapping the guest's 4 MiB, and the page at 0x600000 with `perms`."""
+    def setup(m):
+        import ept
+        b = ept.EptBuilder(m.memory, ept.BumpAllocator(m.memory, 0x1000000, 0x1800000),
+                           ad=pml_index is not None)
+        b.identity(4 << 20)
+        if perms:
+            b.map(0x600000, 0x700000, 0x1000, perms=perms)
+        m.cpu.vmwrite(F.EPT_POINTER, b.eptp)
+        if pml_index is not None:
+            m.cpu.vmwrite(F.PML_ADDRESS, 0x800000)
+            m.cpu.vmwrite(F.GUEST_PML_INDEX, pml_index)
+    return setup
+
+
 def _exception_bitmap_ud(m):
     m.cpu.vmwrite(F.EXCEPTION_BITMAP, 1 << 6)
 
@@ -107,6 +123,11 @@ CAUSED = {
     R.RDRAND: ("rdrand eax", {"secondary": Sec.RDRAND_EXITING}, None),
     R.INVPCID: ("invpcid rax, [rbx]", {"proc": Proc.INVLPG_EXITING, "secondary": Sec.ENABLE_INVPCID}, None),
     R.RDSEED: ("rdseed eax", {"secondary": Sec.RDSEED_EXITING}, None),
+    R.EPT_VIOLATION: ("mov rax, [0x600000]", {"secondary": Sec.ENABLE_EPT}, _ept(perms="")),
+    R.EPT_MISCONFIG: ("mov rax, [0x600000]", {"secondary": Sec.ENABLE_EPT}, _ept(perms="w")),
+    R.VMFUNC: ("mov eax, 1\nvmfunc", {"secondary": Sec.ENABLE_EPT | Sec.ENABLE_VMFUNC}, _ept()),
+    R.PML_FULL: ("mov qword ptr [0x600000], 1", {"secondary": Sec.ENABLE_EPT | Sec.ENABLE_PML},
+                 _ept(pml_index=0xFFFF)),
 }
 
 
