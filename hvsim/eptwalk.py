@@ -5,9 +5,9 @@ a walker that follows this small protocol:
 
     walker.walk(gpa) -> EptWalk       # .levels (EptLevel each), .hpa or .fault
 
-`WALKER_FACTORY(machine, eptp)` makes one for the EPTP of the current VMCS; whoever wires the
-`ept` package into the front sets it (`hvsim.eptwalk.WALKER_FACTORY = ...`). Until then the
-debugger says so instead of guessing.
+`WALKER_FACTORY(machine, eptp)` makes one for the EPTP of the current VMCS: by default the `ept`
+package's read-only walk (`ept.walk`, the reference walker: no accessed or dirty flag is set, no
+cached mapping is consulted).
 """
 from __future__ import annotations
 
@@ -42,7 +42,23 @@ class EptWalker(Protocol):
     def walk(self, gpa: int) -> EptWalk: ...
 
 
-WALKER_FACTORY: Callable[[object, int], EptWalker] | None = None
+class _EptPackageWalker:
+    """`ept.walk` in this module's shape."""
+
+    def __init__(self, machine, eptp: int):
+        self.machine, self.eptp = machine, eptp
+
+    def walk(self, gpa: int) -> EptWalk:
+        import ept
+        w = ept.walk(self.machine.memory, self.eptp, gpa)
+        levels = [EptLevel(s.name, s.address, s.value, s.permissions) for s in w.steps]
+        if levels and w.hpa is not None:
+            last = levels[-1]
+            levels[-1] = attrs.evolve(last, note=f"{w.page_size >> 10} KiB page, memory type {w.memory_type}")
+        return EptWalk(gpa, levels, w.hpa, None if w.hpa is not None else w.reason)
+
+
+WALKER_FACTORY: Callable[[object, int], EptWalker] | None = _EptPackageWalker
 
 
 def walker_for(machine, eptp: int) -> EptWalker | None:

@@ -131,7 +131,9 @@ HALT = Step("hlt", guest="""
 msg_bye:    .asciz "guest: halting\\n"
 """, controls={"proc": Proc.HLT_EXITING})
 
-STEPS = (SERIAL, CPUID, MSRS, CR4, HALT)    # with `ept`: (..., CR4, tour_ept.EPT, HALT)
+from hvsim.scenarios.tour_ept import EPT  # noqa: E402  (it builds on Step, above)
+
+STEPS = (SERIAL, CPUID, MSRS, CR4, EPT, HALT)
 
 LIBRARY = f"""
 puts:                                   # rsi: a NUL-terminated string, to the UART

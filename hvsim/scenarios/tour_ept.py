@@ -1,14 +1,4 @@
-"""The tour's EPT step, waiting for the `ept` package: an EPT violation the VMM resolves lazily.
-
-NOT REGISTERED YET. When `ept` lands, register it in one place, hvsim/scenarios/tour.py:
-
-    from hvsim.scenarios.tour_ept import EPT
-    STEPS = (SERIAL, CPUID, MSRS, CR4, EPT, HALT)
-
-then check the EptBuilder calls below against the real API (written from API.md's sketch:
-`ept.EptBuilder(memory, allocator)` maps guest-physical ranges with permissions and returns
-the EPTP) and update the demo's expected counts (tests/hvsim/test_demo.py: one EPT_VIOLATION
-exit more).
+"""The tour's EPT step: an EPT violation the VMM resolves lazily.
 
 What it shows: the VMM turns EPT on with every guest-physical page of the guest's RAM mapped
 1:1, except a window it fills on demand. The guest writes into that window; the write causes
@@ -42,11 +32,11 @@ class _Pages:
 
 
 def _setup(vmm) -> None:
-    import ept                                          # the package this step waits for
+    import ept
     m = vmm.machine
     vmm.ept = ept.EptBuilder(m.memory, _Pages(m.memory, EPT_TABLES))
     vmm.lazy_pages = _Pages(m.memory, LAZY_POOL)
-    eptp = vmm.ept.map(0, 0, GUEST_RAM, "rwx")          # identity for the guest's RAM
+    eptp = vmm.ept.map(0, 0, GUEST_RAM, "rwx", page_size=2 << 20)   # identity for the guest's RAM
     vmm.cpu.vmwrite(F.EPT_POINTER, eptp)
 
 

@@ -32,7 +32,7 @@ def test_next_exit_and_continue_to_the_end(debugger):
     assert position(debugger)[:2] == ("exit", 2)
     out = debugger.execute("continue")
     assert out.startswith("the VMM's run ended (it returned)")
-    assert position(debugger)[:2] == ("end", 466)
+    assert position(debugger)[:2] == ("end", 613)
     assert "the VMM's run has ended" in debugger.execute("continue")
 
 
@@ -86,7 +86,7 @@ def test_watch_delete_and_info(debugger):
     assert out.startswith("watch 1: GUEST_CR4 0x2020 -> 0x20a0 (written by the VMM; before VMRESUME)")
     assert re.search(r"1 \| VMCS field GUEST_CR4 changes\s+\| 1", debugger.execute("info breakpoints"))
     assert debugger.execute("delete 1") == "deleted 1\n"
-    assert debugger.execute("continue").startswith("VM exit 466: HLT; breakpoint 2")
+    assert debugger.execute("continue").startswith("VM exit 613: HLT; breakpoint 2")
     assert "no breakpoint or watch 9" in debugger.execute("delete 9")
     assert "no VMCS field 'NOPE'" in debugger.execute("watch vmcs NOPE")
     debugger.execute("delete")
@@ -118,18 +118,21 @@ def test_disasm_and_mem(debugger):
     assert "guest-linear 0x201000 -> guest-physical 0x201000 (4-level paging" in out
     assert "guest: hello fro" in out
     assert "not canonical" in debugger.execute("mem 0x800000000000 8")
-    assert "beyond RAM" in debugger.execute("mem phys 0x100000000 8")
+    assert "the EPT PDPTE is not present" in debugger.execute("mem phys 0x100000000 8")   # the tour runs under EPT
 
 
 def test_ept_walk(debugger):
+    """The tour turns EPT on (its lazily mapped window at 0x40000000 is not present yet): the
+    walk shows each level with its permissions, and the host-physical address or the reason
+    there is none (ept.walk, read-only)."""
     out = debugger.execute("ept walk 0x1000")
-    assert out.startswith("EPT is off for this VMCS")
+    assert out.startswith("EPT walk of 0x1000 (EPTP ")
+    assert "EPT PDE" in out and "2048 KiB page, memory type 6" in out
+    assert out.rstrip().endswith("host-physical 0x1000")
+    assert "not present" in debugger.execute("ept walk 0x40000000")
     vmcs = debugger.guest.vmcs
-    vmcs.write_enc(vmx.Field.CPU_BASED_VM_EXEC_CONTROL, vmcs.read_enc(vmx.Field.CPU_BASED_VM_EXEC_CONTROL)
-                   | vmx.ProcBased.ACTIVATE_SECONDARY_CONTROLS)
-    vmcs.write_enc(vmx.Field.SECONDARY_VM_EXEC_CONTROL, vmx.SecondaryProcBased.ENABLE_EPT)
-    vmcs.write_enc(vmx.Field.EPT_POINTER, 0x5000 | 3 << 3 | 6)
-    assert "no EPT walker is wired" in debugger.execute("ept walk 0x1000")
+    vmcs.write_enc(vmx.Field.SECONDARY_VM_EXEC_CONTROL, 0)
+    assert debugger.execute("ept walk 0x1000").startswith("EPT is off for this VMCS")
 
     class Walker:
         def __init__(self, machine, eptp):
@@ -141,7 +144,12 @@ def test_ept_walk(debugger):
             if gpa >= 0x100000:
                 return eptwalk.EptWalk(gpa, levels[:3], None, "EPT violation: the PDE is not present")
             return eptwalk.EptWalk(gpa, levels, 0x800000 + (gpa & 0xFFF))
+    saved = eptwalk.WALKER_FACTORY
+    vmcs.write_enc(vmx.Field.SECONDARY_VM_EXEC_CONTROL, vmx.SecondaryProcBased.ENABLE_EPT)
+    vmcs.write_enc(vmx.Field.EPT_POINTER, 0x5000 | 3 << 3 | 6)
     try:
+        eptwalk.WALKER_FACTORY = None
+        assert "no EPT walker is wired" in debugger.execute("ept walk 0x1000")
         eptwalk.WALKER_FACTORY = Walker
         out = debugger.execute("ept walk 0x1234")
         assert "EPT walk of 0x1234 (EPTP 0x501e)" in out and "PTE   | 0x5018" in out
@@ -149,7 +157,7 @@ def test_ept_walk(debugger):
         assert debugger.execute("ept walk 0x200000").rstrip().endswith("fails: EPT violation: the PDE is not present")
         assert "(host-physical 0x800010)" in debugger.execute("mem phys 0x10 8")
     finally:
-        eptwalk.WALKER_FACTORY = None
+        eptwalk.WALKER_FACTORY = saved
 
 
 def test_why_without_a_failure(debugger):
@@ -205,7 +213,7 @@ def test_back_then_forward_gives_the_trace_of_a_plain_run(debugger, tmp_path):
     assert debugger.execute("continue").startswith("the VMM's run ended")
     path = tmp_path / "t.jsonl"
     out = " ".join(debugger.execute(f"trace save {path}").split())
-    assert out == f"wrote {len(fresh.trace.records) + 1} records (466 exits) to {path}"
+    assert out == f"wrote {len(fresh.trace.records) + 1} records (613 exits) to {path}"
     assert trace.diff(trace.load(path), fresh.trace) is None
     assert "trace save:" in debugger.execute(f"trace save {tmp_path}/no/such/dir/t.jsonl")
 
@@ -247,7 +255,7 @@ def test_the_command_line_front_for_logs(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "\x1b[" not in r.stdout
     assert "(hvsim) break exit HLT\nbreakpoint 1: VM exit HLT" in r.stdout
-    assert "(hvsim) continue\nVM exit 466: HLT; breakpoint 1: VM exit HLT" in r.stdout
+    assert "(hvsim) continue\nVM exit 613: HLT; breakpoint 1: VM exit HLT" in r.stdout
     assert r.stdout.rstrip().endswith("bye")
     r = subprocess.run([sys.executable, "-m", "hvsim.cli", "debug", "bare-metal", "--plain"],
                        input="", capture_output=True, text=True, timeout=60)

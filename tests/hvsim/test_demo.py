@@ -39,26 +39,29 @@ def test_the_tour(capsys):
         assert line in out
     # the streamed trace: serial I/O folded, the other exits one line each
     assert re.search(r"\b83\s+462 CPUID\s+leaf 0x0\s+0x20000e", out)
-    assert re.search(r"MSR_WRITE\s+MSR 0xc0000082 IA32_LSTAR <- 0x200111", out)
+    assert re.search(r"MSR_WRITE\s+MSR 0xc0000082 IA32_LSTAR <- 0x200133", out)
     assert re.search(r"CR_ACCESS\s+MOV to CR4 from RAX\s+0x200096", out)
+    # the EPT step: a write to a page EPT does not map yet; the VMM maps it and the write completes
+    assert re.search(r"EPT_VIOLATION\s+EPT violation: write to a guest-physical address", out)
+    assert "guest: wrote through a page the VMM mapped on demand: " in out
     assert "82 exits to #82: IN 0x3fd x41, OUT 0x3f8 x41" in out
     rows = summary(out)
-    assert rows["exits: IO_INSTRUCTION"] == "460  (98.7%)"
-    assert rows["exits: CPUID"] == "2  (0.4%)"
-    for reason in ("MSR_READ", "MSR_WRITE", "CR_ACCESS", "HLT"):
+    assert rows["exits: IO_INSTRUCTION"] == "606  (98.9%)"
+    assert rows["exits: CPUID"] == "2  (0.3%)"
+    for reason in ("MSR_READ", "MSR_WRITE", "CR_ACCESS", "EPT_VIOLATION", "HLT"):
         assert rows[f"exits: {reason}"] == "1  (0.2%)"
-    assert rows["exits"] == "466"
-    assert rows["guest instructions retired"] == "3,105"
-    assert rows["instruction exits (emulated by the VMM)"] == "466"
+    assert rows["exits"] == "613"
+    assert rows["guest instructions retired"] == "4,088"
+    assert rows["instruction exits (emulated by the VMM)"] == "612"     # not the EPT violation
     assert rows["ran without VMM intervention"] == "87.0%"
-    assert rows["simulated time (ticks: instructions + halted)"] == "3,105"
+    assert rows["simulated time (ticks: instructions + halted)"] == "4,088"
     assert rows["wall time"].endswith(" ms")
 
 
 def test_every_exit_on_its_line_and_the_trace_file(capsys, tmp_path):
     status, out = demo(capsys, "--all", "--trace", str(tmp_path / "t.jsonl"))
     assert status == 0
-    assert len(re.findall(r"IO_INSTRUCTION\s+(IN|OUT) byte", out)) == 460
+    assert len(re.findall(r"IO_INSTRUCTION\s+(IN|OUT) byte", out)) == 606
     assert "exit trace written to" in out and (tmp_path / "t.jsonl").exists()
 
 

@@ -93,5 +93,5 @@ def test_registers_come_from_the_vmcs_between_exits_and_from_the_processor_in_th
                 seen.update(live=g.live, rip=g.register("rip"), cpu_rip=cpu.rip, rsp=g.register("rsp"))
     m.cpu.vmx.monitor = Monitor()
     m.cpu.vmlaunch()
-    assert seen == {"live": True, "rip": 0x2000BA, "cpu_rip": 0x2000BA, "rsp": 0x17FFF8}
-    assert not g.live and g.register("rip") == 0x2000C7      # the first exit: IN from the UART
+    assert seen == {"live": True, "rip": 0x2000DC, "cpu_rip": 0x2000DC, "rsp": 0x17FFF8}
+    assert not g.live and g.register("rip") == 0x2000E9      # the first exit: IN from the UART

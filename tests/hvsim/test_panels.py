@@ -59,7 +59,7 @@ def test_diff_disasm_mem(debugger):
     debugger.execute("continue")
     expect("diff", debugger.execute("diff"))
     expect("disasm", debugger.execute("disasm"))
-    expect("disasm_at", debugger.execute("disasm 0x2000ba 4"))
+    expect("disasm_at", debugger.execute("disasm 0x2000dc 4"))
     expect("mem_linear", debugger.execute("mem rsp 48"))
     expect("mem_physical", debugger.execute("mem phys 0x201000 64"))
 

@@ -28,7 +28,7 @@ class SnapshotAt(Observer):
                           session.state(), launch)
 
 
-@pytest.mark.parametrize("name,k", [("tour", 0), ("tour", 1), ("tour", 84), ("tour", 370), ("tour", 465),
+@pytest.mark.parametrize("name,k", [("tour", 0), ("tour", 1), ("tour", 84), ("tour", 370), ("tour", 612),
                                     ("entry-failure", 0)])
 def test_a_restored_machine_continues_exactly_as_the_original(name, k):
     obs = SnapshotAt(k)

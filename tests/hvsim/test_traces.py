@@ -28,9 +28,9 @@ def test_header_exit_and_end_records(tour_trace):
     assert (q["raw"], q["layout"]) == ("0x3fd0008", "IoInstruction")
     assert q["fields"] == {"size_encoding": 0, "direction": "IN", "string": False, "rep": False,
                            "operand_encoding": "DX", "port": 0x3FD}
-    assert first["instruction_length"] == 1 and first["guest_rip"] == "0x2000c7"
+    assert first["instruction_length"] == 1 and first["guest_rip"] == "0x2000e9"
     assert list(first["registers"]) == list(trace.REGISTERS)
-    assert first["explain"].startswith("VM exit 30 IO_INSTRUCTION at guest RIP 0x2000c7")
+    assert first["explain"].startswith("VM exit 30 IO_INSTRUCTION at guest RIP 0x2000e9")
     end = tour_trace.records[-1]
     assert (end["type"], end["outcome"], end["seq"]) == ("end", "stop", len(exits))
 
@@ -113,7 +113,7 @@ def test_trace_show_and_diff_commands(tour_trace, tmp_path, capsys):
     tour_trace.save(a)
     _changed(tour_trace, 82, "reason", "HLT").save(b)
     assert cli.main(["trace", "diff", str(a), str(a)]) == 0
-    assert capsys.readouterr().out == f"the traces are equal: 466 exits, {len(tour_trace.records)} records\n"
+    assert capsys.readouterr().out == f"the traces are equal: 613 exits, {len(tour_trace.records)} records\n"
     assert cli.main(["trace", "diff", str(a), str(b)]) == 1
     assert capsys.readouterr().out == "first divergence at exit 83: reason: CPUID (A) != HLT (B)\n"
     assert cli.main(["trace", "diff", str(a), str(b), "--ignore", "reason"]) == 0
