@@ -218,10 +218,14 @@ cdef int load_guest(Core cpu, VmcsStore vm, VmxStateBase st) except -1:
     c.halted = 1 if vm.v[S_ACTIVITY] == 1 else 0
 
 
-cdef int save_guest(Core cpu, VmcsStore vm) except -1:
-    """28.3: guest state is saved; the MSRs per the VM-exit controls; the activity state."""
+cdef int save_guest(Core cpu, VmcsStore vm, VmxStateBase st) except -1:
+    """28.3: guest state is saved; the MSRs per the VM-exit controls; the activity state; with
+    IA32_VMX_MISC[5], IA32_EFER.LMA into the "IA-32e mode guest" VM-entry control (A.6: an
+    unrestricted guest may have entered or left IA-32e mode)."""
     cdef Cpu* c = &cpu.c
     cdef uint64_t exit_ctls = vm.v[S_EXIT]
+    if st.save_efer_lma:
+        vm.put(S_ENTRY, (vm.v[S_ENTRY] & ~EN_IA32E) | (EN_IA32E if (c.efer >> 10) & 1 else 0))
     cdef int i
     _save(c, vm, &T_GUEST, N_GUEST, exit_ctls, False, cpu)
     _save(c, vm, &T_GUEST_COND, N_GUEST_COND, exit_ctls, True, cpu)
@@ -498,7 +502,7 @@ cdef object _exit_to_host(Core cpu, VmcsStore vm, VmxStateBase st, hook, check):
     if not X.f[0] >> 31 & 1:
         _save_pending_debug(cpu, vm, &X)
         _save_events(cpu, vm, hook, &X)
-        save_guest(cpu, vm)
+        save_guest(cpu, vm, st)
         if vm.v[S_EXIT_STORE_COUNT]:
             failed = _transfer.store_msr_list(cpu, vm)          # 28.4
             if failed:

@@ -60,6 +60,7 @@ cdef class VmxStateBase:
     cdef public uint64_t cr0_must1, cr0_must0, cr4_must1, cr4_must0
     cdef public object monitor        # a debugger's guest monitor (budget/pause), or None
     cdef public bint ept_on           # EPT is in effect (between a VM entry and its VM exit)
+    cdef public bint save_efer_lma    # IA32_VMX_MISC[5]: VM exits store EFER.LMA in "IA-32e mode guest"
 
 from x86._exec cimport Core
 

@@ -357,6 +357,7 @@ cdef class VmxStateBase:
         self.cr0_must1 = self.cr0_must0 = self.cr4_must1 = self.cr4_must0 = 0
         self.monitor = None
         self.ept_on = False
+        self.save_efer_lma = False
 
     property current:
         """The current-VMCS pointer (FFFFFFFF_FFFFFFFFH: none)."""

@@ -63,6 +63,7 @@ class Cpu(x86.Cpu, _vmcs.VmxCore):
         them is #GP(0) (SDM 24.8). The masks are kept with the VMX state (VM exits restore
         them in C)."""
         prof, st = self.machine.profile, self.vmx
+        st.save_efer_lma = bool(prof.msr(profiles.IA32_VMX_MISC) & profiles.MISC_SAVE_EFER_LMA)
         if on:
             st.cr0_must1 = prof.msr(profiles.IA32_VMX_CR0_FIXED0)
             st.cr0_must0 = ~prof.msr(profiles.IA32_VMX_CR0_FIXED1) & 0xFFFFFFFF
