@@ -59,6 +59,7 @@ cdef int S_ENTRY_MSR_COUNT = _S(F.VM_ENTRY_MSR_LOAD_COUNT), S_EXIT_STORE_COUNT =
 cdef int S_EXIT_LOAD_COUNT = _S(F.VM_EXIT_MSR_LOAD_COUNT), S_GUEST_RIP = _S(F.GUEST_RIP)
 cdef int S_PENDING_DBG = _S(F.GUEST_PENDING_DBG_EXCEPTIONS)
 
+cdef int S_APIC_ACCESS = _S(F.APIC_ACCESS_ADDR), S_VAPIC = _S(F.VIRTUAL_APIC_PAGE_ADDR)
 cdef int S_PDPTR[4]
 for _i, _f in enumerate((F.GUEST_PDPTR0, F.GUEST_PDPTR1, F.GUEST_PDPTR2, F.GUEST_PDPTR3)):
     S_PDPTR[_i] = _S(_f)
@@ -85,7 +86,7 @@ cdef uint64_t PROC_INTR_WINDOW = int(Proc.INTR_WINDOW_EXITING), PROC_NMI_WINDOW 
 cdef uint64_t PIN_VIRTUAL_NMIS = int(Pin.VIRTUAL_NMIS), PIN_TIMER = int(Pin.VMX_PREEMPTION_TIMER)
 cdef uint64_t PIN_NMI_EXITING = int(Pin.NMI_EXITING), SEC_PLE = int(Sec.PAUSE_LOOP_EXITING)
 cdef uint64_t SEC_UNRESTRICTED = int(Sec.UNRESTRICTED_GUEST), SEC_TSC_SCALING = int(Sec.TSC_SCALING)
-cdef uint64_t SEC_EPT = int(Sec.ENABLE_EPT)
+cdef uint64_t SEC_EPT = int(Sec.ENABLE_EPT), SEC_APIC_ACCESS = int(Sec.VIRTUALIZE_APIC_ACCESSES)
 cdef uint64_t EN_IA32E = int(En.IA32E_MODE), EN_LOAD_EFER = int(En.LOAD_IA32_EFER)
 cdef uint64_t EX_HOST_64 = int(Ex.HOST_ADDR_SPACE_SIZE), EX_SAVE_DEBUG = int(Ex.SAVE_DEBUG_CONTROLS)
 cdef uint64_t EX_SAVE_TIMER = int(Ex.SAVE_VMX_PREEMPTION_TIMER)
@@ -214,6 +215,8 @@ cdef int load_guest(Core cpu, VmcsStore vm, VmxStateBase st) except -1:
     if sec & SEC_EPT:
         _second_level.enter(cpu, vm, sec)             # 27.3.2: the EPTP takes effect
         st.ept_on = True
+    if sec & SEC_APIC_ACCESS:
+        _wrap_apic(cpu, vm, proc)                     # 30.4 (the TLB is flushed below)
     _derive_mode(c, vm if sec & SEC_EPT else None)
     c.halted = 1 if vm.v[S_ACTIVITY] == 1 else 0
 
@@ -431,6 +434,96 @@ cdef int _save_events(Core cpu, VmcsStore vm, hook, ExitInfo* x) except -1:
     _set_interruptibility(c, BLOCK_NMI if nmi_exit or (not virtual and c.nmi_blocked) else 0)
 
 
+# --- the APIC-access page (30.4) --------------------------------------------------------------------
+# With "virtualize APIC accesses", the second-level translation in effect (EPT's, or none) is
+# wrapped: an access whose (guest-)physical address falls in the APIC-access page is an
+# APIC-access VM exit (28.2.1 Table 28-6), except the TPR accesses "use TPR shadow" virtualizes
+# (30.4.2, 30.4.3.1: offset 080H reads and writes go to the virtual-APIC page, and a write is
+# followed by TPR virtualization at the instruction boundary). Nothing on that page is cached
+# in the TLB, so every access to it comes here.
+
+cdef enum:
+    APIC_ACCESS_FAULT = 0x44        # the fault code EV_SLAT_FAULT carries for it
+
+cdef slat_t A_INNER = NULL          # the translation it wraps (NULL: guest-physical = physical)
+cdef uint64_t A_PAGE = U64_MAX      # the APIC-access page; U64_MAX: not wrapping
+cdef uint64_t A_VAPIC = 0           # the virtual-APIC page ("use TPR shadow"), or U64_MAX
+cdef uint64_t A_QUAL = 0            # the last APIC-access exit's qualification
+cdef bint A_TPR_WRITTEN = False     # a virtualized TPR write awaits TPR virtualization
+
+
+cdef int apic_slat(Cpu* c, uint64_t gpa, int acc, uint64_t* hpa, uint32_t* rights) noexcept:
+    global A_QUAL, A_TPR_WRITTEN
+    cdef int st, kind = acc & 3
+    cdef uint64_t off, typ
+    cdef bint linear = not (acc & (ACC_PT | ACC_NOLA))
+    if A_INNER != NULL:
+        st = A_INNER(c, gpa, acc, hpa, rights)
+        if st:
+            return st
+    else:
+        hpa[0] = gpa
+        rights[0] = SLAT_R | SLAT_W | SLAT_X
+    if (hpa[0] & ~(<uint64_t>0xFFF)) != A_PAGE:
+        return 0
+    off = hpa[0] & 0xFFF
+    rights[0] = 0
+    if linear and A_VAPIC != U64_MAX and kind != ACC_X and 0x80 <= off <= 0x83:
+        hpa[0] = A_VAPIC + off                       # 30.4.2 / 30.4.3.1: the VTPR
+        if kind == ACC_W:
+            A_TPR_WRITTEN = True                     # TPR virtualization after the write
+            c.step_exit = 1
+            c.step_icount = c.icount
+            c.step_due = 0
+            c.next_event = c.icount
+        return 0
+    if linear:
+        typ = 3 if c.delivering >= 0 else (2 if kind == ACC_X else (1 if kind == ACC_W else 0))
+        A_QUAL = off | (typ << 12)
+    else:
+        A_QUAL = (<uint64_t>(10 if c.delivering >= 0 else 15)) << 12
+    return APIC_ACCESS_FAULT
+
+
+cdef void _wrap_apic(Core cpu, VmcsStore vm, uint64_t proc) noexcept:
+    global A_INNER, A_PAGE, A_VAPIC, A_TPR_WRITTEN
+    A_INNER = cpu.c.slat
+    A_PAGE = vm.v[S_APIC_ACCESS] & ~(<uint64_t>0xFFF)
+    A_VAPIC = (vm.v[S_VAPIC] & ~(<uint64_t>0xFFF)) if proc & PROC_TPR_SHADOW else U64_MAX
+    A_TPR_WRITTEN = False
+    cpu.c.slat = apic_slat
+
+
+cdef void _unwrap_apic(Core cpu) noexcept:
+    global A_PAGE
+    if A_PAGE != U64_MAX:
+        if cpu.c.slat == apic_slat:
+            cpu.c.slat = A_INNER
+        A_PAGE = U64_MAX
+
+
+def rewrap_apic(Core cpu):
+    """After the second-level translation changed under a running guest (VMFUNC EPTP
+    switching): wrap the new one."""
+    global A_INNER
+    if A_PAGE != U64_MAX and cpu.c.slat != apic_slat:
+        A_INNER = cpu.c.slat
+        cpu.c.slat = apic_slat
+
+
+def apic_access():
+    """(is it the APIC-access fault code, its qualification) for EV_SLAT_FAULT's code."""
+    return APIC_ACCESS_FAULT, A_QUAL
+
+
+def take_tpr_write() -> bool:
+    """Whether a virtualized TPR write happened since the last call (TPR virtualization due)."""
+    global A_TPR_WRITTEN
+    r = A_TPR_WRITTEN
+    A_TPR_WRITTEN = False
+    return r
+
+
 # --- the intercept hook ---------------------------------------------------------------------------
 
 cdef enum:
@@ -507,6 +600,7 @@ cdef object _exit_to_host(Core cpu, VmcsStore vm, VmxStateBase st, hook, check):
             failed = _transfer.store_msr_list(cpu, vm)          # 28.4
             if failed:
                 raise _transfer.vmx_abort(cpu, vm, 1, failed, _record(vm, check))
+    _unwrap_apic(cpu)
     if st.ept_on:
         st.ept_on = False
         _second_level.leave(cpu, vm, vm.v[S_SEC], not X.f[0] >> 31 & 1)

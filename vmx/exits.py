@@ -119,7 +119,6 @@ NOT_MODELLED = {
     5: "no SMM (system-management interrupts)", 6: "no SMM (system-management interrupts)",
     17: "no SMM: RSM outside SMM is #UD, not an exit",
     41: "no machine checks",
-    44: "APIC-access page accesses need the second-level translation path (the EPT issue)",
     45: "virtual-interrupt delivery is not offered by any profile",
     56: "APIC-register virtualization is not offered by any profile",
     60: "no SGX",

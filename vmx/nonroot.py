@@ -132,12 +132,19 @@ class NonRoot:
             return ctl is not None and not self.sec & ctl
         if event == EV_TASK_SWITCH:
             return self._task_switch(a, b)
-        if event == EV_SLAT_FAULT:                  # EPT (29.3.3), PML (29.3.6), #VE (25.5.6)
-            return second_level.fault_exit(self, bool(self.cpu.get_sys("iret_nmi")))
+        if event == EV_SLAT_FAULT:      # EPT (29.3.3), PML (29.3.6), #VE (25.5.6), APIC access (30.4)
+            return second_level.fault_exit(self, b, bool(self.cpu.get_sys("iret_nmi")))
         if event == EV_INTR:
             return self._external_interrupt(a)
         if event == EV_TRIPLE_FAULT:
             return self._exit(R.TRIPLE_FAULT, instruction=False)   # 26.2: always exits
+        if event == EV_STEP and self.tpr_shadow is not None and second_level.tpr_written():
+            # 30.4.3.1 / 30.1.2: a virtualized write of the TPR through the APIC-access page is
+            # followed by TPR virtualization (a trap-like exit when below the threshold)
+            if self.tpr_shadow.below_threshold():
+                return self._exit(R.TPR_BELOW_THRESHOLD, instruction=False)
+            if not self.proc & Proc.MONITOR_TRAP_FLAG:
+                return False
         if event == EV_STEP and self.tpr_exit_due:
             self.tpr_exit_due = False
             self.cpu.halted = False             # 27.7.7: it wakes a guest entered in HLT

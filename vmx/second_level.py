@@ -65,9 +65,15 @@ def leave(cpu, vmcs, secondary: int, saved: bool) -> None:
     e.disable(flush_tlb=False)
 
 
-def fault_exit(hook, iret_nmi: bool):
-    """EV_SLAT_FAULT: the walker's last fault as what the guest or the VMM sees. Returns the
-    hook's answer (an exit, or a #VE to deliver)."""
+def fault_exit(hook, code: int, iret_nmi: bool):
+    """EV_SLAT_FAULT: an access to the APIC-access page (exit 44, Table 28-6), or the EPT
+    walker's last fault, as what the guest or the VMM sees. Returns the hook's answer (an exit,
+    or a #VE to deliver)."""
+    from vmx import _transition
+    apic_code, apic_qual = _transition.apic_access()
+    if code == apic_code:
+        # 28.2.4: IDT-vectoring information iff the access type is 3 or 10 (event delivery)
+        return hook._exit(R.APIC_ACCESS, apic_qual, instruction=False)
     f = unit(hook.cpu).take_fault()
     if f is None:
         raise RuntimeError("EV_SLAT_FAULT without an EPT fault recorded")
@@ -134,4 +140,12 @@ def vmfunc(hook):
     e = unit(cpu)
     e.enable(new, ept_vpid_cap=_ept_cap(cpu),
              mode_based_execute=bool(hook.sec & Sec.MODE_BASED_EPT_EXEC), flush_tlb=True)
+    from vmx import _transition
+    _transition.rewrap_apic(cpu)                # "virtualize APIC accesses" wraps the new one
     return DONE
+
+
+def tpr_written() -> bool:
+    """A TPR write through the APIC-access page was virtualized since the last call."""
+    from vmx import _transition
+    return _transition.take_tpr_write()

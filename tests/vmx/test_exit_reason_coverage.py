@@ -123,6 +123,8 @@ CAUSED = {
     R.RDRAND: ("rdrand eax", {"secondary": Sec.RDRAND_EXITING}, None),
     R.INVPCID: ("invpcid rax, [rbx]", {"proc": Proc.INVLPG_EXITING, "secondary": Sec.ENABLE_INVPCID}, None),
     R.RDSEED: ("rdseed eax", {"secondary": Sec.RDSEED_EXITING}, None),
+    R.APIC_ACCESS: ("mov eax, [0x300000]", {"secondary": Sec.VIRTUALIZE_APIC_ACCESSES},
+                    lambda m: m.cpu.vmwrite(F.APIC_ACCESS_ADDR, 0x300000)),
     R.EPT_VIOLATION: ("mov rax, [0x600000]", {"secondary": Sec.ENABLE_EPT}, _ept(perms="")),
     R.EPT_MISCONFIG: ("mov rax, [0x600000]", {"secondary": Sec.ENABLE_EPT}, _ept(perms="w")),
     R.VMFUNC: ("mov eax, 1\nvmfunc", {"secondary": Sec.ENABLE_EPT | Sec.ENABLE_VMFUNC}, _ept()),
