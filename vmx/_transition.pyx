@@ -24,7 +24,8 @@ from cpython.object cimport PyObject, PyTypeObject, descrsetfunc
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from x86._defs cimport *
 from x86._exec cimport Core, py_intercept
-from x86._mem cimport update_paging_mode, load_pdptes
+from x86._mem cimport update_paging_mode, load_pdptes, tlb_export, tlb_import
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from x86._seg cimport update_mode
 from x86._state cimport locate, loc_get, loc_set, LOC_PYTHON
 from vmx._vmcs cimport VmcsStore, VmxStateBase, CheckMemo, ready, slot_of, state_of, set_entry
@@ -60,6 +61,7 @@ cdef int S_EXIT_LOAD_COUNT = _S(F.VM_EXIT_MSR_LOAD_COUNT), S_GUEST_RIP = _S(F.GU
 cdef int S_PENDING_DBG = _S(F.GUEST_PENDING_DBG_EXCEPTIONS)
 
 cdef int S_APIC_ACCESS = _S(F.APIC_ACCESS_ADDR), S_VAPIC = _S(F.VIRTUAL_APIC_PAGE_ADDR)
+cdef int S_VPID = _S(F.VIRTUAL_PROCESSOR_ID), S_EPTP = _S(F.EPT_POINTER)
 cdef int S_PDPTR[4]
 for _i, _f in enumerate((F.GUEST_PDPTR0, F.GUEST_PDPTR1, F.GUEST_PDPTR2, F.GUEST_PDPTR3)):
     S_PDPTR[_i] = _S(_f)
@@ -87,6 +89,7 @@ cdef uint64_t PIN_VIRTUAL_NMIS = int(Pin.VIRTUAL_NMIS), PIN_TIMER = int(Pin.VMX_
 cdef uint64_t PIN_NMI_EXITING = int(Pin.NMI_EXITING), SEC_PLE = int(Sec.PAUSE_LOOP_EXITING)
 cdef uint64_t SEC_UNRESTRICTED = int(Sec.UNRESTRICTED_GUEST), SEC_TSC_SCALING = int(Sec.TSC_SCALING)
 cdef uint64_t SEC_EPT = int(Sec.ENABLE_EPT), SEC_APIC_ACCESS = int(Sec.VIRTUALIZE_APIC_ACCESSES)
+cdef uint64_t SEC_VPID = int(Sec.ENABLE_VPID)
 cdef uint64_t EN_IA32E = int(En.IA32E_MODE), EN_LOAD_EFER = int(En.LOAD_IA32_EFER)
 cdef uint64_t EX_HOST_64 = int(Ex.HOST_ADDR_SPACE_SIZE), EX_SAVE_DEBUG = int(Ex.SAVE_DEBUG_CONTROLS)
 cdef uint64_t EX_SAVE_TIMER = int(Ex.SAVE_VMX_PREEMPTION_TIMER)
@@ -218,6 +221,8 @@ cdef int load_guest(Core cpu, VmcsStore vm, VmxStateBase st) except -1:
     if sec & SEC_APIC_ACCESS:
         _wrap_apic(cpu, vm, proc)                     # 30.4 (the TLB is flushed below)
     _derive_mode(c, vm if sec & SEC_EPT else None)
+    if sec & SEC_VPID:
+        _restore_vpid_mappings(cpu, vm, st)
     c.halted = 1 if vm.v[S_ACTIVITY] == 1 else 0
 
 
@@ -434,6 +439,62 @@ cdef int _save_events(Core cpu, VmcsStore vm, hook, ExitInfo* x) except -1:
     _set_interruptibility(c, BLOCK_NMI if nmi_exit or (not virtual and c.nmi_blocked) else 0)
 
 
+# --- VPIDs (29.1, 29.4.3) ----------------------------------------------------------------------------
+# Without VPID, VM entries and VM exits invalidate the linear and combined mappings of VPID
+# 0000H: the TLB is flushed at both (it is flushed anyway when the paging mode is derived).
+# With VPID, a guest's mappings may survive: at the VM exit the entries it filled are kept with
+# its VPID (and the EP4TA they were combined with), and the next VM entry with that VPID and
+# EPTP puts them back, so a guest that changes a paging-structure entry without INVLPG may
+# still use the old translation after a VM exit and entry, as on hardware. INVVPID and INVEPT
+# drop what they name (VmxState.invalidate); keeping fewer entries is always allowed.
+
+cdef TlbEntry V_BUF[64]
+cdef uint16_t V_WHERE[64]
+
+
+cdef int _vpid_of(VmcsStore vm) noexcept:
+    cdef uint64_t proc = vm.v[S_PROC]
+    if not (proc & PROC_SECONDARY and vm.v[S_SEC] & SEC_VPID):
+        return 0
+    return <int>(vm.v[S_VPID] & 0xFFFF)
+
+
+cdef object _vpid_tag(Core cpu, VmcsStore vm):
+    """What the kept mappings are combined with: the EP4TA in effect, or None without EPT."""
+    if not (vm.v[S_PROC] & PROC_SECONDARY and vm.v[S_SEC] & SEC_EPT):
+        return None
+    return vm.v[S_EPTP] & 0x000FFFFFFFFFF000
+
+
+cdef int _keep_vpid_mappings(Core cpu, VmcsStore vm, VmxStateBase st) except -1:
+    cdef int vpid = _vpid_of(vm)
+    cdef int n
+    if vpid == 0:
+        return 0
+    n = tlb_export(&cpu.c, V_BUF, V_WHERE)
+    if n < 0:
+        st.vpid_tlb.pop(vpid, None)
+        return 0
+    st.vpid_tlb[vpid] = (_vpid_tag(cpu, vm), PyBytes_FromStringAndSize(<char*>V_BUF, n * sizeof(TlbEntry)),
+                         PyBytes_FromStringAndSize(<char*>V_WHERE, n * sizeof(uint16_t)), n)
+    return 0
+
+
+cdef int _restore_vpid_mappings(Core cpu, VmcsStore vm, VmxStateBase st) except -1:
+    cdef int vpid = _vpid_of(vm)
+    cdef const char* entries
+    cdef const char* where
+    if vpid == 0 or not st.vpid_tlb:
+        return 0
+    kept = st.vpid_tlb.get(vpid)
+    if kept is None or kept[0] != _vpid_tag(cpu, vm):
+        return 0
+    entries = kept[1]
+    where = kept[2]
+    tlb_import(&cpu.c, <const TlbEntry*>entries, <const uint16_t*>where, kept[3])
+    return 0
+
+
 # --- the APIC-access page (30.4) --------------------------------------------------------------------
 # With "virtualize APIC accesses", the second-level translation in effect (EPT's, or none) is
 # wrapped: an access whose (guest-)physical address falls in the APIC-access page is an
@@ -601,6 +662,8 @@ cdef object _exit_to_host(Core cpu, VmcsStore vm, VmxStateBase st, hook, check):
             if failed:
                 raise _transfer.vmx_abort(cpu, vm, 1, failed, _record(vm, check))
     _unwrap_apic(cpu)
+    if not X.f[0] >> 31 & 1:
+        _keep_vpid_mappings(cpu, vm, st)
     if st.ept_on:
         st.ept_on = False
         _second_level.leave(cpu, vm, vm.v[S_SEC], not X.f[0] >> 31 & 1)

@@ -61,6 +61,7 @@ cdef class VmxStateBase:
     cdef public object monitor        # a debugger's guest monitor (budget/pause), or None
     cdef public bint ept_on           # EPT is in effect (between a VM entry and its VM exit)
     cdef public bint save_efer_lma    # IA32_VMX_MISC[5]: VM exits store EFER.LMA in "IA-32e mode guest"
+    cdef public dict vpid_tlb         # VPID -> the TLB entries kept for it (vmx._transition)
 
 from x86._exec cimport Core
 

@@ -358,6 +358,7 @@ cdef class VmxStateBase:
         self.monitor = None
         self.ept_on = False
         self.save_efer_lma = False
+        self.vpid_tlb = {}
 
     property current:
         """The current-VMCS pointer (FFFFFFFF_FFFFFFFFH: none)."""

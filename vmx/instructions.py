@@ -41,8 +41,25 @@ class VmxState(_vmcs.VmxStateBase):
         translation cache registered in `translation_caches` (EPT's guest-physical mappings)
         that holds what they name."""
         cpu.flush_tlb()
+        self._drop_vpid_mappings(what, kind, **operands)
         for cache in getattr(self, "translation_caches", ()):
             cache.invalidate(what, kind, **operands)
+
+    def _drop_vpid_mappings(self, what: str, kind: int, vpid: int = 0, eptp: int = 0, **_) -> None:
+        """The mappings kept with VPIDs across VM exits (vmx._transition): INVVPID drops those
+        of its VPID (all-context: every VPID's; individual-address: the whole VPID's, more than
+        required); INVEPT those combined with its EP4TA (all-context: every EPT-combined
+        one)."""
+        kept = self.vpid_tlb
+        if what == "vpid":
+            if kind == 2:
+                kept.clear()
+            else:
+                kept.pop(vpid, None)
+        else:
+            tag = eptp & 0x000FFFFFFFFFF000
+            for v in [v for v, (t, *_rest) in kept.items() if t is not None and (kind == 2 or t == tag)]:
+                del kept[v]
 
     def current_vmcs(self) -> Vmcs | None:
         if self.current == INVALID_POINTER:

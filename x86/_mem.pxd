@@ -15,6 +15,8 @@ cdef uint64_t phys_read(Cpu* c, uint64_t pa, int size) noexcept
 cdef void phys_write(Cpu* c, uint64_t pa, int size, uint64_t v) noexcept
 cdef uint8_t* ram_ptr(Cpu* c, uint64_t pa, uint64_t n) noexcept
 cdef void tlb_flush(Cpu* c, int keep_global) noexcept
+cdef int tlb_export(Cpu* c, TlbEntry* out, uint16_t* where) noexcept
+cdef void tlb_import(Cpu* c, const TlbEntry* entries, const uint16_t* where, int n) noexcept
 cdef void tlb_flush_page(Cpu* c, uint64_t la) noexcept
 cdef void tlb_drop_writes_to(Cpu* c, uint64_t pa_page) noexcept
 cdef int load_pdptes(Cpu* c, uint64_t cr3) noexcept

@@ -358,6 +358,38 @@ cdef void tlb_flush(Cpu* c, int keep_global) noexcept:
             tlb_invalidate(e)
 
 
+cdef int tlb_export(Cpu* c, TlbEntry* out, uint16_t* where) noexcept:
+    """The entries filled since the last flush (at most TLB_LOG_N) and their places, for a layer
+    that keeps a context's translations across a switch (VMX VPIDs, SDM Vol. 3C 29.4.3); -1
+    when more were filled than the log remembers (the context keeps none: always allowed)."""
+    cdef int k, n = c.tlb_log_n
+    if n > TLB_LOG_N:
+        return -1
+    for k in range(n):
+        where[k] = c.tlb_log[k]
+        out[k] = c.tlb[c.tlb_log[k] >> 10][c.tlb_log[k] & (TLB_N - 1)]
+    return n
+
+
+cdef void tlb_import(Cpu* c, const TlbEntry* entries, const uint16_t* where, int n) noexcept:
+    """Put back `tlb_export`ed entries after a flush. A page that holds decoded code now loses
+    its write tag (writes there must take the slow path, which invalidates the code)."""
+    cdef int k
+    cdef TlbEntry* e
+    cdef uint64_t page
+    for k in range(n):
+        e = &c.tlb[where[k] >> 10][where[k] & (TLB_N - 1)]
+        if not (e.tag_r == TLB_INVALID and e.tag_w == TLB_INVALID and e.tag_x == TLB_INVALID):
+            continue                         # filled since: the newer entry stays
+        e[0] = entries[k]
+        page = e.pa
+        if page != 0xFFFFFFFFFFFFFFFF and c.code_pages[page >> 15] & (1 << ((page >> 12) & 7)):
+            e.tag_w = TLB_INVALID
+        if c.tlb_log_n < TLB_LOG_N:
+            c.tlb_log[c.tlb_log_n] = where[k]
+        c.tlb_log_n += c.tlb_log_n <= TLB_LOG_N
+
+
 cdef void tlb_flush_page(Cpu* c, uint64_t la) noexcept:
     """INVLPG: the entries for the page containing la; when that page is larger than 4 KBytes,
     every entry cached for it ("the instruction invalidates all of them", SDM 4.10.4.1)."""
