@@ -5,7 +5,7 @@ from Cython.Build import cythonize
 # One list: every compiled module, by package: the processor core, VT-x's hot path, the EPT walker.
 MODULES = {
     "x86": ["_mem", "_exec", "_slat", "_state", "_intr", "_seg", "_ops_alu", "_ops_ctl", "_ops_str", "_ops_sys", "_ops_io", "_ops_desc", "_ops_fast", "_task"],
-    "vmx": ["_vmcs", "_transition"],
+    "vmx": ["_vmcs", "_transition", "_translation"],
     "ept": ["_walk", "_unit"],
 }
 

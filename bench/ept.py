@@ -41,33 +41,7 @@ LOAD = 0x100000
 MEMORY = 64 << 20
 EPT_TABLES = 48 << 20           # the EPT structures live above the guest's 48 MiB
 
-MEMMIX = """
-    lea rsi, [rip + array]
-    xor eax, eax
-    xor edx, edx
-    mov rcx, {n}
-1:  mov r8, [rsi + rdx*8]
-    add r8, rcx
-    mov [rsi + rdx*8], r8
-    call leaf
-    add rdx, 1
-    and edx, 7
-    test cl, 1
-    jz 2f
-    add rax, r8
-2:  dec rcx
-    jnz 1b
-    hlt
-leaf:
-    push rbx
-    lea rbx, [rax + rcx]
-    mov [rsi + 64], rbx
-    pop rbx
-    ret
-    .balign 4096
-array:
-    .skip 4096
-"""
+from mips import MEMMIX  # noqa: E402  (the same workload as bench/mips.py)
 
 PAGES = """
     mov rsi, 0x1000000

@@ -17,7 +17,7 @@ from libc.string cimport memset
 
 from vmx.fields import FIELDS
 from x86._exec cimport Core
-from x86._defs cimport Cpu, get_rflags, LF_NONE
+from x86._defs cimport Cpu, get_rflags, LF_NONE, F_ARITH
 
 
 cdef extern from "Python.h":
@@ -30,7 +30,6 @@ cdef enum:
     F_RO = 4
     F_CTL = 8          # control or host-state field
     F_GUEST = 16       # guest-state field
-    ARITH = 0x8D5      # CF PF AF ZF SF OF (31.2)
 
 cdef uint64_t INVALID = 0xFFFFFFFFFFFFFFFFULL
 
@@ -404,8 +403,8 @@ cdef VmcsStore ready(cpu, VmxStateBase s):
 cdef inline void _vmsucceed(Cpu* c) noexcept:
     """VMsucceed (31.2): CF PF AF ZF SF OF cleared."""
     cdef uint64_t f = get_rflags(c)
-    if f & ARITH:
-        c.rflags = f & ~(<uint64_t>ARITH)
+    if f & F_ARITH:
+        c.rflags = f & ~(<uint64_t>F_ARITH)
         c.lf_op = LF_NONE
 
 

@@ -32,11 +32,6 @@ class InvvpidType(enum.IntEnum):
     SINGLE_CONTEXT_RETAINING_GLOBALS = 3
 
 
-def _cap(cpu) -> int:
-    prof = cpu.machine.profile
-    return prof.msr(P.IA32_VMX_EPT_VPID_CAP) if prof.has(P.IA32_VMX_EPT_VPID_CAP) else 0
-
-
 def _allowed1(cpu, bit: int) -> bool:
     prof = cpu.machine.profile
     return prof.has(P.IA32_VMX_PROCBASED_CTLS2) and bool(P.allowed(prof, P.IA32_VMX_PROCBASED_CTLS2)[1] & bit)
@@ -47,7 +42,7 @@ def _start(cpu, name: str, control: int, cap_bit: int, kind: int, type_bit0: int
     the instruction (INVEPT: "enable EPT" allowed-1 and IA32_VMX_EPT_VPID_CAP[20]; INVVPID:
     "enable VPID" allowed-1 and IA32_VMX_EPT_VPID_CAP[32]), then #UD and #GP, then
     VMfail(28) for a type whose IA32_VMX_EPT_VPID_CAP bit (type_bit0 + type) is 0."""
-    cap = _cap(cpu)
+    cap = cpu.machine.profile.ept_vpid_cap
     if not (_allowed1(cpu, control) and cap & cap_bit):
         ins._ud(f"{name} is not supported by this processor (IA32_VMX_EPT_VPID_CAP)")
     ins._mode_checks(cpu, name)

@@ -112,6 +112,11 @@ class Profile:
         return index in self.msrs
 
     @property
+    def ept_vpid_cap(self) -> int:
+        """IA32_VMX_EPT_VPID_CAP, or 0 when the profile has no such MSR (A.10)."""
+        return self.msrs.get(IA32_VMX_EPT_VPID_CAP, 0)
+
+    @property
     def basic(self) -> int:
         return self.msr(IA32_VMX_BASIC)
 

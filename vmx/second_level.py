@@ -15,7 +15,7 @@ settings at VM entry and back at VM exit, and its faults into what the guest or 
 from __future__ import annotations
 
 import ept
-from vmx import profiles as P
+from vmx import _translation
 from vmx.controls import SecondaryProcBased as Sec
 from vmx.exits import ExitReason as R
 from vmx.fields import Field as F
@@ -25,11 +25,6 @@ from x86.intercept import DONE, RAISE
 NMI_UNBLOCKING = 1 << 12           # Table 28-7 bit 12 (also PML-full, 28.2.1)
 VE_VECTOR = 20
 EPTP_LIST_ENTRIES = 512            # 26.5.6.3: ECX must be below 512
-
-
-def _ept_cap(cpu) -> int:
-    prof = cpu.machine.profile
-    return prof.msr(P.IA32_VMX_EPT_VPID_CAP) if prof.has(P.IA32_VMX_EPT_VPID_CAP) else 0
 
 
 def unit(cpu):
@@ -43,12 +38,18 @@ def unit(cpu):
     return e
 
 
+def _enable(cpu, eptp: int, secondary: int, flush_tlb: bool):
+    """The EPTP in effect, with the processor's capabilities and the mode-based execute control."""
+    e = unit(cpu)
+    e.enable(eptp, ept_vpid_cap=cpu.machine.profile.ept_vpid_cap,
+             mode_based_execute=bool(secondary & Sec.MODE_BASED_EPT_EXEC), flush_tlb=flush_tlb)
+    return e
+
+
 def enter(cpu, vmcs, secondary: int) -> None:
     """27.3.2 with "enable EPT" 1: the EPTP in effect, PDPTEs from the VMCS with PAE paging
     (27.3.2.4), PML from the PML index (29.3.6)."""
-    e = unit(cpu)
-    e.enable(vmcs.read_enc(F.EPT_POINTER), ept_vpid_cap=_ept_cap(cpu),
-             mode_based_execute=bool(secondary & Sec.MODE_BASED_EPT_EXEC), flush_tlb=False)
+    e = _enable(cpu, vmcs.read_enc(F.EPT_POINTER), secondary, flush_tlb=False)
     if secondary & Sec.ENABLE_PML:
         e.set_pml(vmcs.read_enc(F.PML_ADDRESS), vmcs.read_enc(F.GUEST_PML_INDEX))
     else:
@@ -69,8 +70,7 @@ def fault_exit(hook, code: int, iret_nmi: bool):
     """EV_SLAT_FAULT: an access to the APIC-access page (exit 44, Table 28-6), or the EPT
     walker's last fault, as what the guest or the VMM sees. Returns the hook's answer (an exit,
     or a #VE to deliver)."""
-    from vmx import _transition
-    apic_code, apic_qual = _transition.apic_access()
+    apic_code, apic_qual = _translation.apic_access()
     if code == apic_code:
         # 28.2.4: IDT-vectoring information iff the access type is 3 or 10 (event delivery)
         return hook._exit(R.APIC_ACCESS, apic_qual, instruction=False)
@@ -137,15 +137,11 @@ def vmfunc(hook):
         return hook._exit(R.VMFUNC)
     vmcs.write_enc(F.EPT_POINTER, new)
     vmcs.write_enc(F.EPTP_INDEX, index)
-    e = unit(cpu)
-    e.enable(new, ept_vpid_cap=_ept_cap(cpu),
-             mode_based_execute=bool(hook.sec & Sec.MODE_BASED_EPT_EXEC), flush_tlb=True)
-    from vmx import _transition
-    _transition.rewrap_apic(cpu)                # "virtualize APIC accesses" wraps the new one
+    _enable(cpu, new, hook.sec, flush_tlb=True)
+    _translation.rewrap_apic(cpu)                # "virtualize APIC accesses" wraps the new one
     return DONE
 
 
 def tpr_written() -> bool:
     """A TPR write through the APIC-access page was virtualized since the last call."""
-    from vmx import _transition
-    return _transition.take_tpr_write()
+    return _translation.take_tpr_write()

@@ -95,6 +95,7 @@ cdef enum:
     F_VIP = 1 << 20
     F_ID = 1 << 21
     F_ARITH = 0x8D5     # CF PF AF ZF SF OF
+    F_DEFINED = 0x3F7FD7  # the bits that exist (bit 1 reads as 1; 3, 5, 15, 63:22 as 0)
 
 # lazy-flag operations: the flags of the last arithmetic op are computed on demand
 cdef enum:

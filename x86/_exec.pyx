@@ -628,7 +628,7 @@ cdef class Core:
         def __get__(self):
             return get_rflags(&self.c)
         def __set__(self, uint64_t v):
-            self.c.rflags = (v & 0x3F7FD7) | 2
+            self.c.rflags = (v & F_DEFINED) | 2
             self.c.lf_op = LF_NONE
             update_mode(&self.c)
             self.c.next_event = self.c.icount

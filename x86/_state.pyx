@@ -71,7 +71,7 @@ cdef void loc_set(Cpu* c, int kind, Py_ssize_t offset, int width, unsigned long 
     """Store without side effects: the caller derives the mode afterwards (update_mode etc.)."""
     cdef char* p = <char*>c + offset
     if kind == LOC_RFLAGS:
-        c.rflags = (v & 0x3F7FD7) | 2
+        c.rflags = (v & F_DEFINED) | 2
         c.lf_op = LF_NONE
     elif width == 2:
         (<uint16_t*>p)[0] = <uint16_t>v

@@ -8,61 +8,12 @@ sets IA32_EFER.LMA; a far jump to a 64-bit code segment (L = 1) enters 64-bit mo
 """
 import x86
 from x86.asm import assemble
+from x86_guest import mode_switch_source
 
 BASE = 0x8000
 
 
-SRC = f"""
-    .code16
-    cli
-    lgdt [gdtr]
-    mov eax, cr0
-    or eax, 1
-    mov cr0, eax
-    ljmp 0x08, offset pm32
-    .code32
-pm32:
-    mov ax, 0x10
-    mov ds, ax
-    mov ss, ax
-    mov esp, 0x90000
-    # identity map the first 1 GiB: PML4 at 0x20000 -> PDPT at 0x21000 (one 1-GiB page)
-    mov dword ptr [0x20000], 0x21003
-    mov dword ptr [0x20004], 0
-    mov dword ptr [0x21000], 0x83
-    mov dword ptr [0x21004], 0
-    mov eax, cr4
-    or eax, 0x20
-    mov cr4, eax
-    mov eax, 0x20000
-    mov cr3, eax
-    mov ecx, 0xC0000080
-    rdmsr
-    or eax, 0x100
-    wrmsr
-    mov eax, cr0
-    or eax, 0x80000000
-    mov cr0, eax
-    ljmp 0x18, offset lm64
-    .code64
-lm64:
-    mov rax, 0x123456789
-    mov ecx, 0xC0000080
-    rdmsr
-    mov r9, rax
-    mov dx, 0xf4
-    mov eax, 0x64
-    out dx, eax
-    .balign 8
-gdt:
-    .quad 0
-    .quad 0x00CF9B000000FFFF
-    .quad 0x00CF93000000FFFF
-    .quad 0x00AF9B000000FFFF
-gdtr:
-    .word 31
-    .long offset gdt
-"""
+SRC = mode_switch_source("    mov dx, 0xf4\n    mov eax, 0x64\n    out dx, eax")
 
 
 def test_real_to_protected_to_long():

@@ -344,3 +344,60 @@ def arm_timer(m, ticks, vector=0x40, periodic=False):
     m.apic.write_reg(0x3E0, 0xB)                                   # divide configuration: by 1
     m.apic.write_reg(0x320, vector | (1 << 17 if periodic else 0))
     m.apic.write_reg(0x380, ticks)
+
+
+def mode_switch_source(stop: str) -> str:
+    """A guest that goes from real-address mode to protected mode to IA-32e mode (SDM Vol. 3A
+    10.9, 9.8.5) and then runs `stop` in 64-bit mode, with R9 = IA32_EFER."""
+    return MODE_SWITCH.replace("{stop}", stop)
+
+
+MODE_SWITCH = """
+    .code16
+    cli
+    lgdt [gdtr]
+    mov eax, cr0
+    or eax, 1
+    mov cr0, eax
+    ljmp 0x08, offset pm32
+    .code32
+pm32:
+    mov ax, 0x10
+    mov ds, ax
+    mov ss, ax
+    mov esp, 0x90000
+    # identity map the first 1 GiB: PML4 at 0x20000 -> PDPT at 0x21000 (one 1-GiB page)
+    mov dword ptr [0x20000], 0x21003
+    mov dword ptr [0x20004], 0
+    mov dword ptr [0x21000], 0x83
+    mov dword ptr [0x21004], 0
+    mov eax, cr4
+    or eax, 0x20
+    mov cr4, eax
+    mov eax, 0x20000
+    mov cr3, eax
+    mov ecx, 0xC0000080
+    rdmsr
+    or eax, 0x100
+    wrmsr
+    mov eax, cr0
+    or eax, 0x80000000
+    mov cr0, eax
+    ljmp 0x18, offset lm64
+    .code64
+lm64:
+    mov rax, 0x123456789
+    mov ecx, 0xC0000080
+    rdmsr
+    mov r9, rax
+{stop}
+    .balign 8
+gdt:
+    .quad 0
+    .quad 0x00CF9B000000FFFF
+    .quad 0x00CF93000000FFFF
+    .quad 0x00AF9B000000FFFF
+gdtr:
+    .word 31
+    .long offset gdt
+"""

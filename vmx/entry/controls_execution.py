@@ -284,8 +284,7 @@ def check_vpid_nonzero(ctx):
 # --- EPTP (25.6.11, A.10) ---------------------------------------------------------------
 
 def _ept_cap(ctx) -> int:
-    return ctx.profile.msr(P.IA32_VMX_EPT_VPID_CAP) if ctx.profile.has(
-        P.IA32_VMX_EPT_VPID_CAP) else 0
+    return ctx.profile.ept_vpid_cap
 
 
 def _ept_on(ctx) -> bool:
